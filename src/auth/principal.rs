@@ -1,0 +1,189 @@
+//! Authentication is an extractor; authorization is an explicit `principal.require(..)` call in
+//! each handler.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::credential::{Credential, CredentialKind};
+use crate::db::audit::Actor;
+use crate::db::iam;
+use crate::db::identity::{self, SessionUser, UserView};
+use crate::http::{ApiError, AppState};
+use crate::policy::{layers_allow, Statement};
+
+/// FeatBit's name for the header a member session uses to pick an organization.
+pub const ORGANIZATION_HEADER: &str = "organization";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum PrincipalKind {
+    /// A member logged in to the web UI.
+    #[serde(rename_all = "camelCase")]
+    Session { session_id: Uuid },
+    #[serde(rename_all = "camelCase")]
+    PersonalToken { token_id: Uuid },
+    #[serde(rename_all = "camelCase")]
+    ServiceToken { token_id: Uuid },
+}
+
+/// An authenticated caller, bound to one organization, with the layers its permission is made of.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    pub organization_id: Uuid,
+    /// The member behind the call: the session's user, a personal token's owner, or the user who
+    /// created a service token.
+    pub user: UserView,
+    /// Every layer must allow an action (SPEC §2.3).
+    pub layers: Vec<Vec<Statement>>,
+}
+
+impl Principal {
+    pub fn allows(&self, action: &str, rn: &str) -> bool {
+        layers_allow(&self.layers, action, rn)
+    }
+
+    /// 403 `Forbidden` unless every layer allows `action` on `rn`.
+    pub fn require(&self, action: &str, rn: &str) -> Result<(), ApiError> {
+        if self.allows(action, rn) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        match self.kind {
+            PrincipalKind::Session { .. } => Actor::user(self.user.id),
+            PrincipalKind::PersonalToken { token_id } => Actor {
+                kind: "personal-token",
+                id: token_id,
+            },
+            PrincipalKind::ServiceToken { token_id } => Actor {
+                kind: "service-token",
+                id: token_id,
+            },
+        }
+    }
+}
+
+/// The credential in `Authorization: Bearer <credential>`, or the bare `Authorization:
+/// <credential>` FeatBit clients send. Missing or malformed → 401 without any database work.
+pub fn bearer_credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?
+        .trim();
+    let raw = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some(_) => return Err(ApiError::Unauthorized),
+        None => value,
+    };
+    Credential::parse(raw).map_err(|_| ApiError::Unauthorized)
+}
+
+/// A logged-in web session, not bound to an organization (profile, organizations, logout).
+#[derive(Debug, Clone)]
+pub struct CurrentSession {
+    pub session_id: Uuid,
+    pub user: UserView,
+}
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let credential = bearer_credential(&parts.headers)?;
+        if credential.kind() != CredentialKind::WebSession {
+            // Tokens act inside one organization; these routes belong to the person.
+            return Err(ApiError::Forbidden);
+        }
+        let session = session(state, &credential).await?;
+        Ok(CurrentSession {
+            session_id: session.session_id,
+            user: UserView {
+                id: session.user_id,
+                email: session.email,
+                name: session.name,
+            },
+        })
+    }
+}
+
+async fn session(state: &AppState, credential: &Credential) -> Result<SessionUser, ApiError> {
+    let digest = state.hash_key.digest(credential);
+    identity::session_by_digest(&state.db, &digest)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// The `Organization` header, if any. A value that is not a UUID → 400.
+fn organization_header(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
+    match headers.get(ORGANIZATION_HEADER) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| Uuid::parse_str(v.trim()).ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("organization_is_invalid")),
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let credential = bearer_credential(&parts.headers)?;
+        let requested_org = organization_header(&parts.headers)?;
+        match credential.kind() {
+            CredentialKind::WebSession => {
+                let session = session(state, &credential).await?;
+                let organization_id = match requested_org {
+                    Some(org) => {
+                        if !identity::is_member(&state.db, org, session.user_id).await? {
+                            return Err(ApiError::Forbidden);
+                        }
+                        org
+                    }
+                    None => {
+                        let orgs = identity::organizations_of(&state.db, session.user_id).await?;
+                        match orgs.as_slice() {
+                            [only] => only.id,
+                            [] => return Err(ApiError::Forbidden),
+                            _ => return Err(ApiError::bad_request("organization_is_required")),
+                        }
+                    }
+                };
+                let live =
+                    iam::live_statements(&state.db, organization_id, session.user_id).await?;
+                Ok(Principal {
+                    kind: PrincipalKind::Session {
+                        session_id: session.session_id,
+                    },
+                    organization_id,
+                    user: UserView {
+                        id: session.user_id,
+                        email: session.email,
+                        name: session.name,
+                    },
+                    layers: vec![live],
+                })
+            }
+            CredentialKind::PersonalToken | CredentialKind::ServiceToken => {
+                crate::auth::tokens::principal(state, &credential, requested_org).await
+            }
+        }
+    }
+}

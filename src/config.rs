@@ -1,0 +1,123 @@
+//! Configuration from the environment and the matching CLI flags. Secrets are wrapped so that
+//! `Debug` never prints them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// A configuration value that must never be printed (database URLs carry passwords).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the database is and how the pool behaves: shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+
+    /// Maximum connections in the pool.
+    #[arg(long, env = "TOKENGATE_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+
+    /// Seconds to wait for a pooled connection before answering 503.
+    #[arg(long, env = "TOKENGATE_DB_ACQUIRE_TIMEOUT", default_value_t = 5)]
+    pub db_acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    /// Address to listen on.
+    #[arg(long, env = "TOKENGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Base64 of at least 32 random bytes; `tokengate gen-key` makes one.
+    #[arg(long, env = "TOKENGATE_HASH_KEY", hide_env_values = true)]
+    pub hash_key: Option<Secret>,
+
+    /// Lifetime of a web session, in seconds.
+    #[arg(long, env = "TOKENGATE_SESSION_TTL", default_value_t = 12 * 3600)]
+    pub session_ttl_secs: u64,
+
+    /// Comma-separated origins allowed to call the API from a browser (none by default).
+    #[arg(long, env = "TOKENGATE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, env = "TOKENGATE_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// How many argon2 hashes may run at once (default: the number of cores, at least 1).
+    #[arg(long, env = "TOKENGATE_MAX_CONCURRENT_HASHES")]
+    pub max_concurrent_hashes: Option<usize>,
+
+    /// Extra catalogue actions, `Action:resourceType:description` separated by `;`.
+    #[arg(long, env = "TOKENGATE_EXTRA_ACTIONS", value_delimiter = ';')]
+    pub extra_actions: Vec<String>,
+}
+
+impl DatabaseConfig {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_acquire_timeout_secs)
+    }
+}
+
+impl ServeConfig {
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn max_concurrent_hashes(&self) -> usize {
+        self.max_concurrent_hashes.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let s: Secret = "postgres://u:hunter2@db/x".parse().expect("infallible");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Credentials: the token format, its digest, and password hashing. Pure: no HTTP, no SQL.
+
+mod digest;
+mod format;
+mod password;
+
+pub use digest::{Digest, HashKey};
+pub use format::{Credential, CredentialKind, Malformed};
+pub use password::{PasswordHasher, PasswordPolicyError, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};

@@ -1,0 +1,79 @@
+//! Small, named query functions over PostgreSQL. The HTTP layer calls these and knows no SQL.
+
+pub mod audit;
+pub mod iam;
+pub mod identity;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::config::DatabaseConfig;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pool that connects lazily: the service starts (and reports not-ready) while the database is
+/// down, and recovers by itself when it comes back.
+pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(config.acquire_timeout())
+        .connect_lazy(config.database_url.expose())?)
+}
+
+/// A pool whose first connection has been made, for one-shot commands.
+pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let pool = pool(config)?;
+    pool.acquire()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database at DATABASE_URL: {e}"))?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// One page of a list: `pageIndex` is 0-based, `pageSize` at most 100.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub index: i64,
+    pub size: i64,
+}
+
+impl Page {
+    pub fn offset(&self) -> i64 {
+        self.index.saturating_mul(self.size)
+    }
+}
+
+/// `name ILIKE '%…%'` with the user's `%`, `_` and `\` taken literally.
+pub fn contains_pattern(needle: Option<&str>) -> Option<String> {
+    needle.filter(|n| !n.is_empty()).map(|n| {
+        let mut escaped = String::with_capacity(n.len() + 2);
+        escaped.push('%');
+        for c in n.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        escaped.push('%');
+        escaped
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(
+            contains_pattern(Some("a%b_c\\")).as_deref(),
+            Some("%a\\%b\\_c\\\\%")
+        );
+        assert_eq!(contains_pattern(Some("")), None);
+        assert_eq!(contains_pattern(None), None);
+    }
+}

@@ -1,0 +1,180 @@
+//! FeatBit's envelope `{success, errors, data}` and the one error type every handler returns.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every response body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub success: bool,
+    pub errors: Vec<String>,
+    pub data: Option<T>,
+}
+
+/// 200 with `data`.
+pub struct Data<T>(pub T);
+/// 201 with `data`.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Data<T> {
+    fn into_response(self) -> Response {
+        envelope_ok(StatusCode::OK, self.0)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        envelope_ok(StatusCode::CREATED, self.0)
+    }
+}
+
+fn envelope_ok<T: Serialize>(status: StatusCode, data: T) -> Response {
+    let body = Envelope {
+        success: true,
+        errors: Vec::new(),
+        data: Some(data),
+    };
+    (status, Json(body)).into_response()
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A client mistake, with a code such as `name_is_required`.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 401 with a code of its own (e.g. `EmailPasswordMismatch`).
+    #[error("unauthorized: {0}")]
+    UnauthorizedWith(&'static str),
+    #[error("forbidden")]
+    Forbidden,
+    /// 403 with a code of its own (e.g. `PermissionExceedsCreator` and the offending pair).
+    #[error("forbidden: {0:?}")]
+    ForbiddenWith(Vec<String>),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable")]
+    ServiceUnavailable,
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: impl Into<String>) -> Self {
+        ApiError::BadRequest(code.into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized | ApiError::UnauthorizedWith(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::ForbiddenWith(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn codes(&self) -> Vec<String> {
+        let code = match self {
+            ApiError::BadRequest(code) => code.as_str(),
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::UnauthorizedWith(code) => code,
+            ApiError::Forbidden => "Forbidden",
+            ApiError::ForbiddenWith(codes) => return codes.clone(),
+            ApiError::NotFound => "ResourceNotFound",
+            ApiError::Conflict(code) => code,
+            ApiError::PayloadTooLarge => "PayloadTooLarge",
+            ApiError::UnsupportedMediaType => "UnsupportedMediaType",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
+            ApiError::ServiceUnavailable => "ServiceUnavailable",
+            ApiError::Internal(_) => "InternalServerError",
+        };
+        vec![code.to_owned()]
+    }
+}
+
+/// The envelope for an error status with the given codes.
+pub fn error_response(status: StatusCode, errors: Vec<String>) -> Response {
+    let body: Envelope<()> = Envelope {
+        success: false,
+        errors,
+        data: None,
+    };
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            // Internals go to the log, never to the client.
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let mut response = error_response(self.status(), self.codes());
+        match self {
+            ApiError::Unauthorized | ApiError::UnauthorizedWith(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                // Name uniqueness is enforced by unique indexes named `<table>_name_key`.
+                if db.constraint().is_some_and(|c| c.ends_with("_name_key")) {
+                    return ApiError::Conflict("NameHasBeenUsed");
+                }
+                ApiError::Internal(e.into())
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::ServiceUnavailable
+            }
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
+                    // 08xxx connection exceptions.
+                    c.starts_with("57P") || c.starts_with("08")
+                }) =>
+            {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::ServiceUnavailable
+            }
+            _ => ApiError::Internal(e.into()),
+        }
+    }
+}

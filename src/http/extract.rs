@@ -1,0 +1,210 @@
+//! Extractors whose rejections speak the API's envelope with field-specific codes, instead of
+//! axum's plain-text ones.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::db::Page;
+
+/// A JSON body. Wrong content type → 415, too large → 413, bad syntax → `InvalidJson`,
+/// a missing field → `<field>_is_required`, a wrong type or unknown field → `<field>_is_invalid`.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&req) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request("InvalidBody")
+            }
+        })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::BadRequest(field_code(&path, &inner.to_string()))
+                }
+                _ => ApiError::bad_request("InvalidJson"),
+            }
+        })?;
+        // Trailing garbage after the value is malformed JSON too.
+        deserializer
+            .end()
+            .map_err(|_| ApiError::bad_request("InvalidJson"))?;
+        Ok(ApiJson(value))
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    let Some(value) = req.headers().get(CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// `<field>_is_required` / `<field>_is_invalid` from serde's path and message.
+fn field_code(path: &str, message: &str) -> String {
+    let join = |field: &str| {
+        if path == "." {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(field) = backticked(message, "missing field `") {
+        format!("{}_is_required", join(field))
+    } else if let Some(field) = backticked(message, "unknown field `") {
+        // serde_path_to_error's path already ends at the unknown field.
+        if path == "." {
+            format!("{field}_is_invalid")
+        } else {
+            format!("{path}_is_invalid")
+        }
+    } else if path == "." {
+        "body_is_invalid".to_owned()
+    } else {
+        format!("{path}_is_invalid")
+    }
+}
+
+fn backticked<'a>(message: &'a str, lead: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(lead)?;
+    rest.split('`').next()
+}
+
+/// Path parameters; a value that does not parse (a non-UUID id) → 400 `<param>_is_invalid`.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::DeserializeError { key, .. } => {
+                    Err(ApiError::BadRequest(format!("{key}_is_invalid")))
+                }
+                _ => Err(ApiError::bad_request("id_is_invalid")),
+            },
+            Err(_) => Err(ApiError::bad_request("id_is_invalid")),
+        }
+    }
+}
+
+/// Query parameters, with the same field-specific codes as bodies.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded_parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::BadRequest(field_code(&path, &e.into_inner().to_string()))
+            })
+    }
+}
+
+fn form_urlencoded_parse(input: &[u8]) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(input)
+}
+
+/// Default page size when the client names none.
+pub const DEFAULT_PAGE_SIZE: i64 = 10;
+/// Larger requests are clamped to this.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// `pageIndex` (0-based) and `pageSize` (1..=100, clamped) → a page.
+pub fn page(index: Option<i64>, size: Option<i64>) -> Result<Page, ApiError> {
+    let index = index.unwrap_or(0);
+    if index < 0 {
+        return Err(ApiError::bad_request("pageIndex_is_invalid"));
+    }
+    let size = size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if size < 1 {
+        return Err(ApiError::bad_request("pageSize_is_invalid"));
+    }
+    Ok(Page {
+        index,
+        size: size.min(MAX_PAGE_SIZE),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_codes_name_the_field() {
+        assert_eq!(field_code(".", "missing field `name`"), "name_is_required");
+        assert_eq!(
+            field_code(
+                "creatorId",
+                "unknown field `creatorId`, expected one of ..."
+            ),
+            "creatorId_is_invalid"
+        );
+        assert_eq!(
+            field_code("statements[0]", "missing field `effect`"),
+            "statements[0].effect_is_required"
+        );
+        assert_eq!(
+            field_code("name", "invalid type: integer `1`, expected a string"),
+            "name_is_invalid"
+        );
+        assert_eq!(field_code(".", "invalid type: sequence"), "body_is_invalid");
+    }
+
+    #[test]
+    fn pages_are_bounded() {
+        assert!(page(Some(-1), None).is_err());
+        assert!(page(None, Some(0)).is_err());
+        let p = page(None, Some(1000)).expect("clamped");
+        assert_eq!((p.index, p.size), (0, MAX_PAGE_SIZE));
+        let p = page(None, None).expect("default");
+        assert_eq!(p.size, DEFAULT_PAGE_SIZE);
+    }
+}

@@ -1,0 +1,255 @@
+//! Groups: members share the policies attached to the group.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::members::require_iam;
+use super::{
+    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
+};
+use crate::auth::Principal;
+use crate::db::iam::{self, GroupView};
+use crate::db::{audit, contains_pattern, identity};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_group, delete))
+        .routes(routes!(add_member, remove_member))
+        .routes(routes!(attach_policy, detach_policy))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PagedGroups {
+    pub total_count: i64,
+    pub items: Vec<GroupView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    pub name: Option<String>,
+    pub page_index: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/groups", tag = "groups", params(ListQuery),
+    responses((status = 200, body = PagedGroups)))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Data<PagedGroups>> {
+    let page = page(query.page_index, query.page_size)?;
+    let like = contains_pattern(query.name.as_deref());
+    let org = principal.organization_id;
+    let total_count = iam::count_groups(&state.db, org, like.as_deref()).await?;
+    let items = iam::list_groups(&state.db, org, like.as_deref(), None, page).await?;
+    Ok(Data(PagedGroups { total_count, items }))
+}
+
+#[utoipa::path(get, path = "/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),
+    responses((status = 200, body = GroupView), (status = 404)))]
+async fn get_group(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<GroupView>> {
+    iam::group(&state.db, principal.organization_id, id)
+        .await?
+        .map(Data)
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateGroup {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[utoipa::path(post, path = "/groups", tag = "groups", request_body = CreateGroup,
+    responses((status = 201, body = GroupView), (status = 409, description = "NameHasBeenUsed")))]
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateGroup>,
+) -> ApiResult<Created<GroupView>> {
+    require_iam(&principal)?;
+    let name = valid_name("name", &body.name)?;
+    let description = body.description.unwrap_or_default();
+    if description.chars().count() > 1024 {
+        return Err(ApiError::bad_request("description_is_invalid"));
+    }
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    let id = iam::create_group(&mut *tx, org, &name, description.trim()).await?;
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "group.created",
+        Some(id),
+        json!({ "name": name }),
+    )
+    .await?;
+    tx.commit().await?;
+    let group = iam::group(&state.db, org, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Created(group))
+}
+
+#[utoipa::path(delete, path = "/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    if !iam::delete_group(&mut *tx, org, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "group.deleted",
+        Some(id),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data(true))
+}
+
+/// Add a member of the organization to the group (idempotent).
+#[utoipa::path(put, path = "/groups/{id}/members/{userId}", tag = "groups",
+    params(("id" = Uuid, Path), ("userId" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn add_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    if !iam::lock_group(&mut tx, org, id).await?
+        || !identity::is_member(&mut *tx, org, user_id).await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    if iam::add_group_member(&mut *tx, org, id, user_id).await? {
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "group.member-added",
+            Some(id),
+            json!({ "userId": user_id }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Data(true))
+}
+
+#[utoipa::path(delete, path = "/groups/{id}/members/{userId}", tag = "groups",
+    params(("id" = Uuid, Path), ("userId" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn remove_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    if !iam::lock_group(&mut tx, org, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    if iam::remove_group_member(&mut *tx, id, user_id).await? {
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "group.member-removed",
+            Some(id),
+            json!({ "userId": user_id }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Data(true))
+}
+
+#[utoipa::path(put, path = "/groups/{id}/policies/{policyId}", tag = "groups",
+    params(("id" = Uuid, Path), ("policyId" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn attach_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, policy_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    if !iam::lock_group(&mut tx, org, id).await?
+        || iam::policy(&mut *tx, org, policy_id).await?.is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    if iam::attach_group_policy(&mut *tx, id, policy_id).await? {
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "group.policy-attached",
+            Some(id),
+            json!({ "policyId": policy_id }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Data(true))
+}
+
+#[utoipa::path(delete, path = "/groups/{id}/policies/{policyId}", tag = "groups",
+    params(("id" = Uuid, Path), ("policyId" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn detach_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, policy_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    if !iam::lock_group(&mut tx, org, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    if iam::detach_group_policy(&mut *tx, id, policy_id).await? {
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "group.policy-detached",
+            Some(id),
+            json!({ "policyId": policy_id }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Data(true))
+}

@@ -1,0 +1,159 @@
+//! Member login, logout, profile and password change.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ApiJson, ApiResult, AppState, Data};
+use crate::auth::CurrentSession;
+use crate::credential::{Credential, CredentialKind, PasswordHasher, PasswordPolicyError};
+use crate::db::identity::{self, OrganizationView, UserView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(profile))
+        .routes(routes!(change_password))
+}
+
+/// Emails are at most 254 characters (RFC 5321).
+const MAX_EMAIL_LEN: usize = 254;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    /// The web session credential (`tgw_…`): send it as `Authorization: Bearer …`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserView,
+}
+
+/// Log in with email and password; returns a web session.
+#[utoipa::path(post, path = "/identity/login", tag = "identity", security(()),
+    request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, description = "EmailPasswordMismatch")))]
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Data<LoginResponse>> {
+    let email = body.email.trim();
+    if email.is_empty() {
+        return Err(ApiError::bad_request("email_is_required"));
+    }
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(ApiError::bad_request("email_is_invalid"));
+    }
+    if body.password.is_empty() {
+        return Err(ApiError::bad_request("password_is_required"));
+    }
+    if PasswordHasher::check_policy(&body.password) == Err(PasswordPolicyError::TooLong) {
+        return Err(ApiError::bad_request("password_is_invalid"));
+    }
+    let user = identity::user_by_email(&state.db, email).await?;
+    // An unknown email is verified against a dummy hash: same cost, same answer.
+    let phc = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = state.hasher.verify(body.password, phc).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        return Err(ApiError::UnauthorizedWith("EmailPasswordMismatch"));
+    };
+    let credential = Credential::generate(CredentialKind::WebSession);
+    let ttl =
+        chrono::Duration::from_std(state.session_ttl).map_err(|e| ApiError::Internal(e.into()))?;
+    let expires_at = Utc::now() + ttl;
+    identity::create_session(
+        &state.db,
+        user.id,
+        &state.hash_key.digest(&credential),
+        expires_at,
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, "member logged in");
+    Ok(Data(LoginResponse {
+        token: credential.expose().to_owned(),
+        expires_at,
+        user: UserView {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+        },
+    }))
+}
+
+/// End this web session.
+#[utoipa::path(post, path = "/identity/logout", tag = "identity",
+    responses((status = 200, body = bool)))]
+async fn logout(State(state): State<AppState>, session: CurrentSession) -> ApiResult<Data<bool>> {
+    identity::delete_session(&state.db, session.session_id).await?;
+    Ok(Data(true))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub organizations: Vec<OrganizationView>,
+}
+
+/// The logged-in member's profile and organizations.
+#[utoipa::path(get, path = "/user/profile", tag = "identity",
+    responses((status = 200, body = Profile)))]
+async fn profile(
+    State(state): State<AppState>,
+    session: CurrentSession,
+) -> ApiResult<Data<Profile>> {
+    let organizations = identity::organizations_of(&state.db, session.user.id).await?;
+    Ok(Data(Profile {
+        user: session.user,
+        organizations,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change the password; every other session of the user ends.
+#[utoipa::path(put, path = "/user/password", tag = "identity",
+    request_body = ChangePassword,
+    responses((status = 200, body = bool), (status = 400, description = "currentPassword_is_invalid")))]
+async fn change_password(
+    State(state): State<AppState>,
+    session: CurrentSession,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> ApiResult<Data<bool>> {
+    match PasswordHasher::check_policy(&body.new_password) {
+        Ok(()) => {}
+        Err(_) if body.new_password.is_empty() => {
+            return Err(ApiError::bad_request("newPassword_is_required"))
+        }
+        Err(_) => return Err(ApiError::bad_request("newPassword_is_invalid")),
+    }
+    if body.current_password.chars().count() > crate::credential::MAX_PASSWORD_LEN {
+        return Err(ApiError::bad_request("currentPassword_is_invalid"));
+    }
+    let phc = identity::password_hash(&state.db, session.user.id).await?;
+    if !state.hasher.verify(body.current_password, phc).await? {
+        return Err(ApiError::bad_request("currentPassword_is_invalid"));
+    }
+    let hash = state.hasher.hash(body.new_password).await?;
+    let mut tx = state.db.begin().await?;
+    identity::set_password(&mut *tx, session.user.id, &hash).await?;
+    identity::delete_other_sessions(&mut *tx, session.user.id, session.session_id).await?;
+    tx.commit().await?;
+    Ok(Data(true))
+}

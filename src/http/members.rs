@@ -1,0 +1,304 @@
+//! Members of the organization and the policies attached to them.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::{
+    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
+};
+use crate::auth::Principal;
+use crate::credential::{PasswordHasher, PasswordPolicyError};
+use crate::db::iam::{self, MemberView};
+use crate::db::{audit, contains_pattern, identity};
+use crate::policy::{Statement, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(get_member, remove))
+        .routes(routes!(permissions))
+        .routes(routes!(attach_policy, detach_policy))
+}
+
+/// The IAM check every write here makes.
+pub fn require_iam(principal: &Principal) -> ApiResult<()> {
+    principal.require("CanManageIAM", "iam/*")
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PagedMembers {
+    pub total_count: i64,
+    pub items: Vec<MemberView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Part of the name or email.
+    pub name: Option<String>,
+    pub page_index: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+/// Members of the organization, by name.
+#[utoipa::path(get, path = "/members", tag = "members", params(ListQuery),
+    responses((status = 200, body = PagedMembers)))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Data<PagedMembers>> {
+    let page = page(query.page_index, query.page_size)?;
+    let like = contains_pattern(query.name.as_deref());
+    let org = principal.organization_id;
+    let total_count = iam::count_members(&state.db, org, like.as_deref()).await?;
+    let items = iam::list_members(&state.db, org, like.as_deref(), None, page).await?;
+    Ok(Data(PagedMembers { total_count, items }))
+}
+
+/// One member.
+#[utoipa::path(get, path = "/members/{userId}", tag = "members",
+    params(("userId" = Uuid, Path)),
+    responses((status = 200, body = MemberView), (status = 404)))]
+async fn get_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> ApiResult<Data<MemberView>> {
+    let member = iam::member(&state.db, principal.organization_id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Data(member))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddMember {
+    pub email: String,
+    /// Used when the user is new.
+    pub name: String,
+    /// Required when the user is new; ignored (never changed) for an existing user.
+    pub password: Option<String>,
+    /// Policies to attach. Absent: the Developer policy (FeatBit's default). `[]`: none.
+    pub policy_ids: Option<Vec<Uuid>>,
+}
+
+/// Add a member, creating the user if the email is new. Needs `CanManageIAM`.
+#[utoipa::path(post, path = "/members", tag = "members", request_body = AddMember,
+    responses((status = 201, body = MemberView), (status = 409, description = "MemberAlreadyExists")))]
+async fn add(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<AddMember>,
+) -> ApiResult<Created<MemberView>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let email = body.email.trim();
+    if email.is_empty() {
+        return Err(ApiError::bad_request("email_is_required"));
+    }
+    if email.len() > 254 || !is_plausible_email(email) {
+        return Err(ApiError::bad_request("email_is_invalid"));
+    }
+    let name = valid_name("name", &body.name)?;
+    let policy_ids = body.policy_ids.unwrap_or_else(|| vec![DEVELOPER_POLICY_ID]);
+    if policy_ids.len() > 100 {
+        return Err(ApiError::bad_request("policyIds_is_invalid"));
+    }
+    for id in &policy_ids {
+        if iam::policy(&state.db, org, *id).await?.is_none() {
+            return Err(ApiError::bad_request("policyIds_is_invalid"));
+        }
+    }
+
+    let existing = identity::user_by_email(&state.db, email).await?;
+    // Hash before the transaction: argon2 must not hold a connection.
+    let new_hash = match (&existing, body.password) {
+        (Some(_), _) => None,
+        (None, None) => return Err(ApiError::bad_request("password_is_required")),
+        (None, Some(password)) => match PasswordHasher::check_policy(&password) {
+            Ok(()) => Some(state.hasher.hash(password).await?),
+            Err(PasswordPolicyError::TooShort | PasswordPolicyError::TooLong) => {
+                return Err(ApiError::bad_request("password_is_invalid"))
+            }
+        },
+    };
+
+    let mut tx = state.db.begin().await?;
+    let user_id = match (existing, new_hash) {
+        (Some(user), _) => user.id,
+        (None, Some(hash)) => identity::create_user(&mut *tx, email, &name, &hash).await?,
+        (None, None) => return Err(ApiError::bad_request("password_is_required")),
+    };
+    if !iam::add_membership(&mut *tx, org, user_id).await? {
+        return Err(ApiError::Conflict("MemberAlreadyExists"));
+    }
+    for id in &policy_ids {
+        iam::attach_member_policy(&mut *tx, org, user_id, *id).await?;
+    }
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "member.added",
+        Some(user_id),
+        json!({ "email": email, "policyIds": policy_ids }),
+    )
+    .await?;
+    tx.commit().await?;
+    let member = iam::member(&state.db, org, user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Created(member))
+}
+
+fn is_plausible_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// Remove a member: their policy and group links go, and every personal token they own here
+/// becomes Inactive in the same transaction (SPEC §5.4). Service tokens they made keep working.
+#[utoipa::path(delete, path = "/members/{userId}", tag = "members",
+    params(("userId" = Uuid, Path)),
+    responses((status = 200, body = bool), (status = 400, description = "CannotRemoveLastOwner")))]
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    let owners = iam::owner_ids(&mut *tx, org).await?;
+    if owners == [user_id] {
+        return Err(ApiError::bad_request("CannotRemoveLastOwner"));
+    }
+    if !iam::remove_membership(&mut *tx, org, user_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let tokens = iam::deactivate_personal_tokens_of(&mut *tx, org, user_id).await?;
+    for token_id in &tokens {
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "access-token.owner-removed",
+            Some(*token_id),
+            json!({ "ownerId": user_id, "status": { "before": "Active", "after": "Inactive" } }),
+        )
+        .await?;
+    }
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "member.removed",
+        Some(user_id),
+        json!({ "deactivatedTokens": tokens.len() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data(true))
+}
+
+/// A member's effective live statements (all their policies, direct and through groups).
+/// The member themself, or `CanManageIAM`.
+#[utoipa::path(get, path = "/members/{userId}/permissions", tag = "members",
+    params(("userId" = Uuid, Path)),
+    responses((status = 200, body = Vec<Statement>)))]
+async fn permissions(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> ApiResult<Data<Vec<Statement>>> {
+    let org = principal.organization_id;
+    if principal.user.id != user_id {
+        require_iam(&principal)?;
+    }
+    if !identity::is_member(&state.db, org, user_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Data(iam::live_statements(&state.db, org, user_id).await?))
+}
+
+/// Attach a policy to a member (idempotent).
+#[utoipa::path(put, path = "/members/{userId}/policies/{policyId}", tag = "members",
+    params(("userId" = Uuid, Path), ("policyId" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn attach_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((user_id, policy_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    if !identity::is_member(&mut *tx, org, user_id).await?
+        || iam::policy(&mut *tx, org, policy_id).await?.is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    if iam::attach_member_policy(&mut *tx, org, user_id, policy_id).await? {
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "member.policy-attached",
+            Some(user_id),
+            json!({ "policyId": policy_id }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Data(true))
+}
+
+/// Detach a policy from a member (idempotent). The last Owner keeps the Owner policy.
+#[utoipa::path(delete, path = "/members/{userId}/policies/{policyId}", tag = "members",
+    params(("userId" = Uuid, Path), ("policyId" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn detach_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((user_id, policy_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    if !identity::is_member(&mut *tx, org, user_id).await?
+        || iam::policy(&mut *tx, org, policy_id).await?.is_none()
+    {
+        return Err(ApiError::NotFound);
+    }
+    if policy_id == OWNER_POLICY_ID && iam::owner_ids(&mut *tx, org).await? == [user_id] {
+        return Err(ApiError::bad_request("CannotRemoveLastOwner"));
+    }
+    if iam::detach_member_policy(&mut *tx, org, user_id, policy_id).await? {
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "member.policy-detached",
+            Some(user_id),
+            json!({ "policyId": policy_id }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Data(true))
+}

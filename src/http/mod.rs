@@ -1,0 +1,333 @@
+//! The HTTP layer: state, router, middleware and one module per resource.
+
+mod audit;
+mod auth;
+mod error;
+mod extract;
+mod groups;
+mod health;
+mod identity;
+mod members;
+mod openapi;
+mod organizations;
+mod permissions;
+mod policies;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use sqlx::PgPool;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{error_response, ApiError, ApiResult, Created, Data, Envelope};
+pub use extract::{page, ApiJson, ApiPath, ApiQuery};
+
+use crate::config::ServeConfig;
+use crate::credential::{HashKey, PasswordHasher};
+use crate::policy::{ActionInfo, Catalogue};
+
+/// Request bodies larger than this are refused with 413 (SPEC §9).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Names of tokens, policies, groups, organizations and members.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub db: PgPool,
+    pub hash_key: HashKey,
+    pub hasher: PasswordHasher,
+    pub catalogue: Catalogue,
+    pub session_ttl: Duration,
+    /// False until `serve` has applied migrations (readiness).
+    pub migrated: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        db: PgPool,
+        hash_key: HashKey,
+        hasher: PasswordHasher,
+        catalogue: Catalogue,
+        session_ttl: Duration,
+    ) -> Self {
+        AppState(Arc::new(Inner {
+            db,
+            hash_key,
+            hasher,
+            catalogue,
+            session_ttl,
+            migrated: AtomicBool::new(true),
+        }))
+    }
+}
+
+/// Everything under `/api/v1`, with its OpenAPI paths.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(identity::router())
+        .merge(organizations::router())
+        .merge(members::router())
+        .merge(policies::router())
+        .merge(groups::router())
+        .merge(permissions::router())
+        .merge(audit::router())
+        .merge(auth::router())
+}
+
+/// The whole application, without the listener: tests and `serve` share it.
+pub fn app(state: AppState, options: &AppOptions) -> Router {
+    let (api_router, openapi) = OpenApiRouter::with_openapi(openapi::base())
+        .nest("/api/v1", api())
+        .merge(health::router())
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut router = api_router
+        .merge(openapi::router(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(envelope_framework_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // Method, matched route and path: never the query string or a header value.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("-");
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    request_id,
+                    method = %request.method(),
+                    route,
+                    path = request.uri().path(),
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    if !options.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = options
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    HeaderName::from_static("organization"),
+                ]),
+        );
+    }
+    router.with_state(state)
+}
+
+/// What `app` needs from the configuration besides the state.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub request_timeout: Duration,
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        vec!["MethodNotAllowed".to_owned()],
+    )
+}
+
+/// Rejections produced outside our handlers (timeouts, body limits, ...) still get the envelope.
+async fn envelope_framework_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "ResourceNotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::REQUEST_TIMEOUT => "RequestTimeout",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "RequestHeaderFieldsTooLarge",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+        s if s.is_server_error() => "InternalServerError",
+        _ => "BadRequest",
+    };
+    let mut replaced = error_response(status, vec![code.to_owned()]);
+    for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
+        if let Some(v) = response.headers().get(&name) {
+            replaced.headers_mut().insert(name, v.clone());
+        }
+    }
+    replaced
+}
+
+/// `TOKENGATE_EXTRA_ACTIONS` entries: `Action:resourceType:description`.
+fn parse_extra_actions(entries: &[String]) -> anyhow::Result<Vec<ActionInfo>> {
+    entries
+        .iter()
+        .filter(|e| !e.trim().is_empty())
+        .map(|entry| {
+            let mut parts = entry.trim().splitn(3, ':');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(name), Some(resource_type), description)
+                    if !name.is_empty() && !resource_type.is_empty() =>
+                {
+                    Ok(ActionInfo {
+                        name: name.to_owned(),
+                        resource_type: resource_type.to_owned(),
+                        description: description.unwrap_or("").to_owned(),
+                    })
+                }
+                _ => anyhow::bail!(
+                    "TOKENGATE_EXTRA_ACTIONS entry {entry:?} is not `Action:resourceType:description`"
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Serves until SIGTERM or ctrl-c, then lets in-flight requests finish.
+pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()> {
+    let db = crate::db::pool(&config.database)?;
+    let hasher = PasswordHasher::new(config.max_concurrent_hashes())?;
+    let catalogue = Catalogue::builtin().with_extra(parse_extra_actions(&config.extra_actions)?);
+    let state = AppState::new(
+        db.clone(),
+        hash_key,
+        hasher,
+        catalogue,
+        config.session_ttl(),
+    );
+    let options = AppOptions {
+        request_timeout: config.request_timeout(),
+        cors_origins: config.cors_origins.clone(),
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(address = %config.listen, "listening");
+    // Migrate in the background: while the database is unreachable the service answers,
+    // reports not-ready, and keeps retrying instead of crash-looping.
+    state.migrated.store(false, Ordering::SeqCst);
+    tokio::spawn(migrate_until_done(state.clone()));
+    let app = app(state, &options);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn migrate_until_done(state: AppState) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match crate::db::migrate(&state.db).await {
+            Ok(()) => {
+                tracing::info!("database ready, migrations applied");
+                state.migrated.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "database not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// For handlers: a name that is present, trimmed, 1..=128 characters.
+pub fn valid_name(field: &str, name: &str) -> ApiResult<String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::BadRequest(format!("{field}_is_required")));
+    }
+    if trimmed.chars().count() > MAX_NAME_LEN || trimmed.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("{field}_is_invalid")));
+    }
+    Ok(trimmed.to_owned())
+}

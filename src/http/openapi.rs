@@ -1,0 +1,56 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::Modify;
+
+use super::AppState;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tokengate",
+        description = "Issues, manages and verifies API access tokens. Every response is \
+                       `{success, errors, data}`.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A web session (`tgw_…`), personal token (`tgp_…`) or service token (`tgs_…`)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn base() -> OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
+pub fn router(doc: Arc<OpenApi>) -> Router<AppState> {
+    Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
+}

@@ -1,0 +1,255 @@
+//! Policies: the three read-only built-ins and the organization's own.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::members::require_iam;
+use super::{
+    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
+};
+use crate::auth::Principal;
+use crate::db::iam::{self, PolicyView};
+use crate::db::{audit, contains_pattern};
+use crate::policy::{validate_statements, Statement};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_policy, update, delete))
+        .routes(routes!(replace_statements))
+}
+
+/// Descriptions are free text, but bounded.
+const MAX_DESCRIPTION_LEN: usize = 1024;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PagedPolicies {
+    pub total_count: i64,
+    pub items: Vec<PolicyView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    pub name: Option<String>,
+    pub page_index: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+/// Built-in policies first, then the organization's own, by name.
+#[utoipa::path(get, path = "/policies", tag = "policies", params(ListQuery),
+    responses((status = 200, body = PagedPolicies)))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Data<PagedPolicies>> {
+    let page = page(query.page_index, query.page_size)?;
+    let like = contains_pattern(query.name.as_deref());
+    let org = principal.organization_id;
+    let total_count = iam::count_policies(&state.db, org, like.as_deref()).await?;
+    let items = iam::list_policies(&state.db, org, like.as_deref(), page).await?;
+    Ok(Data(PagedPolicies { total_count, items }))
+}
+
+#[utoipa::path(get, path = "/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
+    responses((status = 200, body = PolicyView), (status = 404)))]
+async fn get_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<PolicyView>> {
+    iam::policy(&state.db, principal.organization_id, id)
+        .await?
+        .map(Data)
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePolicy {
+    pub name: String,
+    pub description: Option<String>,
+    pub statements: Option<Vec<Statement>>,
+}
+
+fn valid_description(description: Option<&str>) -> ApiResult<Option<String>> {
+    match description {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => {
+            Err(ApiError::bad_request("description_is_invalid"))
+        }
+        other => Ok(other.map(|d| d.trim().to_owned())),
+    }
+}
+
+/// Validates client statements against the catalogue and the limits; fills in missing ids.
+fn valid_statements(
+    state: &AppState,
+    mut statements: Vec<Statement>,
+) -> ApiResult<serde_json::Value> {
+    validate_statements(&statements, &state.catalogue).map_err(ApiError::BadRequest)?;
+    for statement in &mut statements {
+        if statement.id.trim().is_empty() {
+            statement.id = Uuid::new_v4().to_string();
+        }
+    }
+    serde_json::to_value(statements).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Create a custom policy. Needs `CanManageIAM`.
+#[utoipa::path(post, path = "/policies", tag = "policies", request_body = CreatePolicy,
+    responses((status = 201, body = PolicyView), (status = 409, description = "NameHasBeenUsed")))]
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreatePolicy>,
+) -> ApiResult<Created<PolicyView>> {
+    require_iam(&principal)?;
+    let name = valid_name("name", &body.name)?;
+    let description = valid_description(body.description.as_deref())?.unwrap_or_default();
+    let statements = valid_statements(&state, body.statements.unwrap_or_default())?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    let policy = iam::create_policy(&mut *tx, org, &name, &description, &statements).await?;
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "policy.created",
+        Some(policy.id),
+        json!({ "name": name, "statements": statements }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Created(policy))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePolicy {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// 404 for an unknown or foreign id; 400 `CannotModifySysManagedPolicy` for a built-in.
+async fn custom_policy(state: &AppState, org: Uuid, id: Uuid) -> ApiResult<PolicyView> {
+    let policy = iam::policy(&state.db, org, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if policy.is_sys_managed() {
+        return Err(ApiError::bad_request("CannotModifySysManagedPolicy"));
+    }
+    Ok(policy)
+}
+
+/// Rename a custom policy or change its description. Needs `CanManageIAM`.
+#[utoipa::path(put, path = "/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
+    request_body = UpdatePolicy, responses((status = 200, body = PolicyView)))]
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UpdatePolicy>,
+) -> ApiResult<Data<PolicyView>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let before = custom_policy(&state, org, id).await?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| valid_name("name", n))
+        .transpose()?;
+    let description = valid_description(body.description.as_deref())?;
+    let mut tx = state.db.begin().await?;
+    let policy = iam::update_policy(
+        &mut *tx,
+        org,
+        id,
+        name.as_deref(),
+        description.as_deref(),
+        None,
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "policy.updated",
+        Some(id),
+        json!({
+            "name": { "before": before.name, "after": policy.name },
+            "description": { "before": before.description, "after": policy.description },
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data(policy))
+}
+
+/// Replace a custom policy's statements (FeatBit's shape: the body is the array). Takes effect
+/// on the next request of every member and personal token that holds the policy.
+#[utoipa::path(put, path = "/policies/{id}/statements", tag = "policies",
+    params(("id" = Uuid, Path)), request_body = Vec<Statement>,
+    responses((status = 200, body = PolicyView)))]
+async fn replace_statements(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(statements): ApiJson<Vec<Statement>>,
+) -> ApiResult<Data<PolicyView>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let before = custom_policy(&state, org, id).await?;
+    let statements = valid_statements(&state, statements)?;
+    let mut tx = state.db.begin().await?;
+    let policy = iam::update_policy(&mut *tx, org, id, None, None, Some(&statements))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "policy.updated",
+        Some(id),
+        json!({ "statements": { "before": before.statements, "after": statements } }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data(policy))
+}
+
+/// Delete a custom policy; it is detached from every member and group. Needs `CanManageIAM`.
+#[utoipa::path(delete, path = "/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
+    responses((status = 200, body = bool)))]
+async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<bool>> {
+    require_iam(&principal)?;
+    let org = principal.organization_id;
+    let before = custom_policy(&state, org, id).await?;
+    let mut tx = state.db.begin().await?;
+    if !iam::delete_policy(&mut *tx, org, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "policy.deleted",
+        Some(id),
+        json!({ "name": before.name, "statements": before.statements }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data(true))
+}

@@ -1,0 +1,10 @@
+//! tokengate: issues, manages and verifies API access tokens for a multi-tenant SaaS.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod credential;
+pub mod db;
+pub mod http;
+pub mod policy;
+pub mod telemetry;

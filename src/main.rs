@@ -1,0 +1,13 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = tokengate::cli::Cli::parse();
+    match tokengate::cli::run(cli).await {
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("tokengate: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The permission engine (SPEC §2): FeatBit-style statements, the resource-name
+//! matcher, layered evaluation, the creation-time "within the creator" check, the
+//! action catalogue and the built-in policies.
+//!
+//! Everything here is pure: no I/O, no clocks, no global state. Callers load
+//! statements from the database and ask questions; this module answers them.
+
+mod catalogue;
+mod eval;
+mod rn;
+mod statement;
+
+pub use catalogue::{
+    builtin_policies, ActionInfo, BuiltinPolicy, Catalogue, ADMINISTRATOR_POLICY_ID,
+    DEVELOPER_POLICY_ID, OWNER_POLICY_ID,
+};
+pub use eval::{check_within, layers_allow, statements_allow};
+pub use rn::rn_matches;
+pub use statement::{
+    validate_statements, Effect, Statement, MAX_ACTIONS_PER_STATEMENT, MAX_RESOURCES_PER_STATEMENT,
+    MAX_RN_LEN, MAX_STATEMENTS,
+};

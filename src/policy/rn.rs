@@ -1,0 +1,397 @@
+//! Resource-name (RN) matching, SPEC §2.2.
+//!
+//! An RN is a list of `type/key` segments joined by `:`; a segment may carry
+//! comma-separated tags after a `;` (`project/web;team-a,beta`). The semantics
+//! follow FeatBit's `RNMatcher` (modules/back-end/src/Domain/Resources/RNMatcher.cs),
+//! but the `*` glob is a linear chunk matcher instead of a cached regex.
+
+/// Does `pattern` (from a statement) match `resource` (the thing being accessed)?
+///
+/// - neither may be empty;
+/// - the pattern may have fewer segments than the resource (it then matches as a
+///   prefix: `project/foo` matches `project/foo:env/prod`), never more;
+/// - each pattern segment's path must match the resource segment's path, where `*`
+///   matches any run of characters and everything else is literal and case-sensitive;
+/// - if the pattern segment has tags, the resource segment must have tags and at
+///   least one pattern tag (wildcards allowed) must match at least one resource tag.
+///
+/// Splitting is done with `str::split` iterators, so a call allocates nothing.
+pub fn rn_matches(pattern: &str, resource: &str) -> bool {
+    if pattern.is_empty() || resource.is_empty() {
+        return false;
+    }
+
+    // Walking both lists together checks the segment count and the segments in one
+    // pass: running out of resource segments first means the pattern is longer.
+    let mut resource_segments = resource.split(':');
+    pattern.split(':').all(|pattern_segment| {
+        resource_segments
+            .next()
+            .is_some_and(|resource_segment| segment_matches(pattern_segment, resource_segment))
+    })
+}
+
+fn segment_matches(pattern: &str, resource: &str) -> bool {
+    let (pattern_path, pattern_tags) = split_tags(pattern);
+    let (resource_path, resource_tags) = split_tags(resource);
+
+    if !glob_matches(pattern_path, resource_path) {
+        return false;
+    }
+
+    // A pattern without tags ignores the resource's tags.
+    let Some(pattern_tags) = pattern_tags else {
+        return true;
+    };
+    // A pattern with tags needs a resource with tags.
+    let Some(resource_tags) = resource_tags else {
+        return false;
+    };
+
+    // OR semantics: one pattern tag matching one resource tag is enough. The cost is
+    // (pattern tags × resource tags) small globs, bounded by the RN length limits.
+    pattern_tags.split(',').any(|pattern_tag| {
+        resource_tags
+            .split(',')
+            .any(|resource_tag| glob_matches(pattern_tag, resource_tag))
+    })
+}
+
+/// Splits a segment into its path and its tag list, `None` when it has no tags.
+///
+/// Edge cases taken from FeatBit's `RNMatcher`, which SPEC §2.2 does not spell out:
+/// - an empty tag list (`flag/x;`) counts as no tags at all, on either side, so the
+///   pattern `flag/*;` matches `flag/x` and the pattern `flag/*;beta` does not match
+///   `flag/x;`;
+/// - only the text between the first and a second `;` is the tag list; anything after
+///   a second `;` is ignored (FeatBit splits on every `;` and reads part 1 only);
+/// - empty tags inside a list (`a,,b`) are kept, so an empty pattern tag matches an
+///   empty resource tag, as FeatBit's split does.
+fn split_tags(segment: &str) -> (&str, Option<&str>) {
+    match segment.split_once(';') {
+        None => (segment, None),
+        Some((path, rest)) => {
+            let tags = rest.split_once(';').map_or(rest, |(tags, _ignored)| tags);
+            (path, (!tags.is_empty()).then_some(tags))
+        }
+    }
+}
+
+/// `*` matches any run of characters (including none); all else is literal.
+///
+/// Linear time, no backtracking: the pattern is cut at each `*` into literal chunks.
+/// The first chunk must be a prefix of the text and the last one a suffix (of what
+/// remains); each middle chunk is then taken at its leftmost occurrence, which is
+/// always safe because any later occurrence leaves less room for the chunks after it.
+/// `str::find` is linear and each search starts where the previous match ended.
+///
+/// Unlike FeatBit's regex (`.` there stops at a newline and `$` also matches before
+/// a final newline), `*` here matches every character, as SPEC §2.2 states.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let (middle, last) = rest.rsplit_once('*').unwrap_or(("", rest));
+
+    let Some(remaining) = text.strip_prefix(first) else {
+        return false;
+    };
+    let Some(mut window) = remaining.strip_suffix(last) else {
+        return false;
+    };
+
+    for chunk in middle.split('*').filter(|chunk| !chunk.is_empty()) {
+        match window.find(chunk) {
+            Some(at) => window = &window[at + chunk.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(cases: &[(&str, &str, bool)]) {
+        for &(pattern, resource, expected) in cases {
+            assert_eq!(
+                rn_matches(pattern, resource),
+                expected,
+                "rn_matches({pattern:?}, {resource:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_names_match_and_others_do_not() {
+        check(&[
+            ("project/foo", "project/foo", true),
+            ("project/foo", "project/bar", false),
+            ("project/foo:env/prod", "project/foo:env/prod", true),
+            ("project/foo:env/prod", "project/foo:env/staging", false),
+            ("project/foo.bar", "project/foo.bar", true),
+            ("project/foo.bar", "project/fooxbar", false),
+        ]);
+    }
+
+    #[test]
+    fn wildcard_matches_any_run_of_characters_at_start_middle_and_end() {
+        check(&[
+            ("*", "project/foo", true),
+            ("project/*", "project/foo", true),
+            ("project/*", "project/", true),
+            ("project/f*", "project/foo", true),
+            ("project/b*", "project/foo", false),
+            ("*/foo", "project/foo", true),
+            ("*/foo", "project/bar", false),
+            ("project/*o", "project/foo", true),
+            ("project/f*-bar", "project/foo-bar", true),
+            ("project/f*-bar", "project/foo-baz", false),
+            ("project/f*o", "project/fo", true),
+            ("project/fo*o", "project/fo", false),
+            ("project/*.bar", "project/foo.bar", true),
+        ]);
+    }
+
+    #[test]
+    fn multiple_wildcards_match_in_order() {
+        check(&[
+            ("project/*-*-*", "project/foo-bar-baz", true),
+            ("project/*-*-*", "project/foo-bar", false),
+            ("*a*b*", "xxaxxbxx", true),
+            ("*a*b*", "xxbxxaxx", false),
+            ("**", "anything/at-all", true),
+            ("a**b", "ab", true),
+            ("*ab*ab*", "abab", true),
+            ("*ab*ab*", "aba", false),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+        ]);
+    }
+
+    #[test]
+    fn shorter_pattern_matches_as_a_prefix() {
+        check(&[
+            ("project/foo", "project/foo:env/prod", true),
+            ("project/*", "project/foo:env/prod:flag/x", true),
+            ("project/foo:env/prod", "project/foo:env/prod:flag/x", true),
+            ("project/*:env/*", "project/a:env/b:flag/c", true),
+            ("project/bar", "project/foo:env/prod", false),
+            // the one-segment "*" covers every resource, which Owner relies on
+            ("*", "project/p:env/e:flag/f", true),
+        ]);
+    }
+
+    #[test]
+    fn longer_pattern_never_matches() {
+        check(&[
+            ("project/foo:env/prod", "project/foo", false),
+            ("project/foo:env/*", "project/foo", false),
+            ("project/*:env/*:flag/*", "project/*", false),
+            ("*:*", "project/foo", false),
+            ("project/foo:env/prod:flag/x", "env/prod", false),
+        ]);
+    }
+
+    #[test]
+    fn tags_use_or_semantics() {
+        check(&[
+            ("project/foo;tagA", "project/foo;tagA", true),
+            ("project/foo;tagA", "project/foo;tagA,tagB", true),
+            ("project/foo;tagB", "project/foo;tagA", false),
+            ("project/foo;tagA,tagB", "project/foo;tagB", true),
+            ("project/foo;tagA,tagB", "project/foo;tagC", false),
+            ("project/foo;tagB,tagC", "project/foo;tagA,tagB", true),
+            ("project/foo;tagC,tagD", "project/foo;tagA,tagB", false),
+        ]);
+    }
+
+    #[test]
+    fn pattern_tags_require_resource_tags() {
+        check(&[
+            ("project/foo;tagA", "project/foo", false),
+            ("project/*;required", "project/foo", false),
+            ("project/*;*", "project/foo", false),
+            // an empty resource tag list is no tag list (FeatBit)
+            ("project/*;tagA", "project/foo;", false),
+        ]);
+    }
+
+    #[test]
+    fn pattern_tags_may_use_wildcards() {
+        check(&[
+            ("project/foo;*", "project/foo;tagA", true),
+            ("project/foo;tag*", "project/foo;tagA,tagB", true),
+            ("project/foo;prod*", "project/foo;production", true),
+            ("project/foo;prod*", "project/foo;staging", false),
+            ("project/foo;*-east", "project/foo;us-east,eu-west", true),
+        ]);
+    }
+
+    #[test]
+    fn pattern_without_tags_ignores_resource_tags() {
+        check(&[
+            ("project/foo", "project/foo;tagA", true),
+            ("project/*", "project/foo;tagA,tagB", true),
+            // an empty pattern tag list is no tag list (FeatBit)
+            ("project/*;", "project/foo", true),
+            ("project/*;", "project/foo;tagA", true),
+        ]);
+    }
+
+    #[test]
+    fn tags_are_checked_per_segment() {
+        check(&[
+            (
+                "project/*;dev:env/*;us-east",
+                "project/foo;dev:env/prod;us-east",
+                true,
+            ),
+            (
+                "project/*;dev:env/*;us-east",
+                "project/foo;dev:env/prod;eu-west",
+                false,
+            ),
+            (
+                "project/*:env/*;us-east",
+                "project/foo;dev:env/prod;us-east",
+                true,
+            ),
+            (
+                "project/*:env/*:flag/*;beta",
+                "project/web:env/prod:flag/dark-mode;beta,ui",
+                true,
+            ),
+            (
+                "project/*:env/*:flag/*;beta",
+                "project/web:env/prod:flag/dark-mode",
+                false,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn text_after_a_second_semicolon_is_ignored_as_in_featbit() {
+        check(&[
+            ("flag/*;a;b", "flag/x;a", true),
+            ("flag/*;a;b", "flag/x;b", false),
+            ("flag/*;b", "flag/x;a;b", false),
+            ("flag/*;a", "flag/x;a;ignored", true),
+        ]);
+    }
+
+    #[test]
+    fn empty_pattern_or_resource_never_matches() {
+        check(&[
+            ("", "project/foo", false),
+            ("project/foo", "", false),
+            ("", "", false),
+            ("*", "", false),
+        ]);
+    }
+
+    #[test]
+    fn empty_segments_are_literal_and_count() {
+        // FeatBit keeps empty entries when splitting; a trailing ':' adds a segment.
+        check(&[
+            ("project/foo:", "project/foo", false),
+            ("project/foo:", "project/foo:env/prod", false),
+            ("project/*:", "project/foo:", true),
+            ("project/foo", "project/foo:", true),
+            ("project/*:*", "project/foo:", true),
+        ]);
+    }
+
+    #[test]
+    fn matching_is_case_sensitive() {
+        check(&[
+            ("project/foo", "project/Foo", false),
+            ("project/Foo", "project/Foo", true),
+            ("Project/*", "project/foo", false),
+            ("project/foo;Beta", "project/foo;beta", false),
+        ]);
+    }
+
+    #[test]
+    fn wildcard_matches_characters_a_regex_dot_would_not() {
+        check(&[
+            ("project/*", "project/a\nb", true),
+            ("project/a*", "project/ab\n", true),
+            ("project/a", "project/a\n", false),
+            ("project/*é", "project/café", true),
+        ]);
+    }
+
+    #[test]
+    fn pathological_patterns_against_a_long_name_finish() {
+        let long_key = "a".repeat(10 * 1024);
+        let resource = format!("project/{long_key}");
+        let stars = format!("project/{}", "*".repeat(50));
+        let a_stars = format!("project/{}", "a*".repeat(50));
+        let a_stars_b = format!("project/{}b", "a*".repeat(50));
+        let many_tags = format!("project/*;{}", vec!["x*"; 200].join(","));
+        let tagged_resource = format!("project/k;{}", vec!["y"; 2000].join(","));
+
+        assert!(rn_matches(&stars, &resource));
+        assert!(rn_matches(&a_stars, &resource));
+        assert!(!rn_matches(&a_stars_b, &resource));
+        assert!(!rn_matches(&many_tags, &tagged_resource));
+        assert!(rn_matches("*", &resource));
+    }
+
+    /// The textbook dynamic-programming glob, as a reference for `glob_matches`.
+    fn reference_glob(pattern: &[u8], text: &[u8]) -> bool {
+        let mut row = vec![false; text.len() + 1];
+        row[0] = true;
+        for &p in pattern {
+            let mut next = vec![false; text.len() + 1];
+            if p == b'*' {
+                next[0] = row[0];
+                for j in 1..=text.len() {
+                    next[j] = row[j] || next[j - 1];
+                }
+            } else {
+                for j in 1..=text.len() {
+                    next[j] = row[j - 1] && text[j - 1] == p;
+                }
+            }
+            row = next;
+        }
+        row[text.len()]
+    }
+
+    fn all_strings(alphabet: &[u8], max_len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut current = vec![String::new()];
+        for _ in 0..max_len {
+            current = current
+                .iter()
+                .flat_map(|s| {
+                    alphabet.iter().map(move |&c| {
+                        let mut longer = s.clone();
+                        longer.push(char::from(c));
+                        longer
+                    })
+                })
+                .collect();
+            all.extend(current.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn glob_agrees_with_a_reference_matcher_on_every_small_case() {
+        let patterns = all_strings(b"ab*", 5);
+        let texts = all_strings(b"ab", 6);
+        for pattern in &patterns {
+            for text in &texts {
+                assert_eq!(
+                    glob_matches(pattern, text),
+                    reference_glob(pattern.as_bytes(), text.as_bytes()),
+                    "glob_matches({pattern:?}, {text:?})"
+                );
+            }
+        }
+    }
+}

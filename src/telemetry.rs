@@ -1,0 +1,29 @@
+//! Tracing setup. Request spans carry a request id, the method, the matched route and the path
+//! (never the query string or a header value), so every line of a request can be found again.
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("tokengate=info,tower_http=info,warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // try_init: tests may initialise more than once.
+    let _ = match format {
+        LogFormat::Text => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+}

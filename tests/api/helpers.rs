@@ -1,0 +1,236 @@
+//! `TestApp`: the application on an ephemeral port with a client, and helpers that read like the
+//! steps of a scenario.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokengate::credential::{HashKey, PasswordHasher};
+use tokengate::http::{app, AppOptions, AppState};
+use tokengate::policy::Catalogue;
+use uuid::Uuid;
+
+pub const OWNER_EMAIL: &str = "owner@example.test";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub state: AppState,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The error codes of the envelope.
+    pub fn errors(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected response: {:#}", self.body);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert(status);
+        assert_eq!(self.body["success"], json!(false), "{:#}", self.body);
+        assert_eq!(self.body["data"], Value::Null, "{:#}", self.body);
+        assert!(
+            self.errors().iter().any(|e| e == code),
+            "expected error {code}, got {:#}",
+            self.body
+        );
+        self
+    }
+}
+
+/// Who is calling: a credential and, optionally, the `Organization` header.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: String,
+    pub org: Option<Uuid>,
+    pub user_id: Uuid,
+}
+
+impl Caller {
+    pub fn in_org(&self, org: Uuid) -> Caller {
+        Caller {
+            org: Some(org),
+            ..self.clone()
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(db: PgPool) -> TestApp {
+        let key = HashKey::from_base64(&HashKey::generate_base64()).expect("key");
+        let hasher = PasswordHasher::new(2).expect("hasher");
+        let state = AppState::new(
+            db.clone(),
+            key,
+            hasher,
+            Catalogue::builtin(),
+            Duration::from_secs(3600),
+        );
+        let router = app(state.clone(), &AppOptions::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            db,
+            state,
+        }
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        caller: Option<&Caller>,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Resp {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(caller) = caller {
+            request = request.bearer_auth(&caller.token);
+            if let Some(org) = caller.org {
+                request = request.header("Organization", org.to_string());
+            }
+        }
+        let response = build(request).send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("body is not JSON ({status}): {text:?}"));
+        Resp {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        caller: Option<&Caller>,
+        body: Option<Value>,
+    ) -> Resp {
+        self.raw(method, path, caller, |r| match body {
+            Some(b) => r.json(&b),
+            None => r,
+        })
+        .await
+    }
+
+    pub async fn get(&self, path: &str, caller: &Caller) -> Resp {
+        self.call(Method::GET, path, Some(caller), None).await
+    }
+
+    pub async fn post(&self, path: &str, caller: &Caller, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(caller), Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, caller: &Caller, body: Option<Value>) -> Resp {
+        self.call(Method::PUT, path, Some(caller), body).await
+    }
+
+    pub async fn delete(&self, path: &str, caller: &Caller) -> Resp {
+        self.call(Method::DELETE, path, Some(caller), None).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.call(
+            Method::POST,
+            "/api/v1/identity/login",
+            None,
+            Some(json!({ "email": email, "password": password })),
+        )
+        .await
+    }
+
+    /// Logs in and returns the session as a caller.
+    pub async fn session(&self, email: &str) -> Caller {
+        let resp = self.login(email, PASSWORD).await;
+        resp.assert(200);
+        Caller {
+            token: resp.data()["token"].as_str().expect("token").to_owned(),
+            org: None,
+            user_id: resp.data()["user"]["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("user id"),
+        }
+    }
+
+    /// `tokengate bootstrap`: the first organization and its Owner, logged in.
+    pub async fn owner(&self) -> (Uuid, Caller) {
+        let hash = self.state.hasher.hash(PASSWORD.into()).await.expect("hash");
+        let org = tokengate::db::identity::bootstrap(
+            &self.db,
+            "Acme",
+            OWNER_EMAIL,
+            "Olivia Owner",
+            &hash,
+        )
+        .await
+        .expect("bootstrap")
+        .expect("first organization");
+        let caller = self.session(OWNER_EMAIL).await;
+        (org, caller)
+    }
+
+    /// The admin adds a member with these policies; returns the member's session.
+    pub async fn member(&self, admin: &Caller, email: &str, policy_ids: &[Uuid]) -> Caller {
+        self.post(
+            "/api/v1/members",
+            admin,
+            json!({ "email": email, "name": email, "password": PASSWORD, "policyIds": policy_ids }),
+        )
+        .await
+        .assert(201);
+        self.session(email).await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.db)
+            .await
+            .expect("count")
+    }
+}

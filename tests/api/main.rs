@@ -1,0 +1,8 @@
+//! Integration tests: the real router over real HTTP against a real PostgreSQL.
+//! `#[sqlx::test]` gives every test a fresh, migrated database (DATABASE_URL names the server).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod envelope;
+mod helpers;
+mod iam;
+mod identity;
