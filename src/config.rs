@@ -82,6 +82,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENGATE_MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<usize>,
 
+    /// Longest lifetime a token may have, in days (none by default). Tokens created without
+    /// `expiresAt` then expire after this long.
+    #[arg(long, env = "TOKENGATE_MAX_TOKEN_LIFETIME_DAYS")]
+    pub max_token_lifetime_days: Option<u32>,
+
     /// Extra catalogue actions, `Action:resourceType:description` separated by `;`.
     #[arg(long, env = "TOKENGATE_EXTRA_ACTIONS", value_delimiter = ';')]
     pub extra_actions: Vec<String>,
@@ -100,6 +105,11 @@ impl ServeConfig {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn max_token_lifetime(&self) -> Option<Duration> {
+        self.max_token_lifetime_days
+            .map(|d| Duration::from_secs(u64::from(d) * 86_400))
     }
 
     pub fn max_concurrent_hashes(&self) -> usize {

@@ -3,12 +3,15 @@
 #
 # Local PostgreSQL for tokengate's scripts. Source this file; do not run it.
 #
-#   tokengate_db_up     If DATABASE_URL is set, export it unchanged and return.
+#   tokengate_db_up     If DATABASE_URL is set (and is not the private cluster's
+#                       own URL), export it unchanged and return.
 #                       Otherwise make sure a private cluster under $ROOT/.data/pg
 #                       exists and runs (initdb once, data kept between runs),
 #                       create the database `tokengate` if missing and export
 #                       DATABASE_URL=postgres://postgres@127.0.0.1:PORT/tokengate.
 #   tokengate_db_down   Stop the private cluster (no-op when DATABASE_URL was given).
+#                       After tokengate_db_up, TG_PG_BIN names the PostgreSQL
+#                       binaries (psql...) when the private cluster is used.
 #   tokengate_db_status Print the state of the database; non-zero when it is not up.
 #
 # Layout (all under $ROOT/.data, which is git-ignored):
@@ -342,8 +345,18 @@ _tg_db_up_locked() {
     echo "$port"
 }
 
+# Is DATABASE_URL user-given (not the private cluster's own URL, which a
+# developer may have exported from `scripts/db up`)?
+_tg_url_is_external() {
+    [[ -n "${DATABASE_URL:-}" && "$_TG_DB_PRIVATE" != 1 ]] || return 1
+    _tg_db_paths
+    local port=""
+    [[ -s "$TG_PORT_FILE" ]] && port="$(tr -dc '0-9' <"$TG_PORT_FILE")"
+    [[ -z "$port" || "$DATABASE_URL" != "postgres://postgres@127.0.0.1:$port/$TOKENGATE_DB_NAME" ]]
+}
+
 tokengate_db_up() {
-    if [[ -n "${DATABASE_URL:-}" && "$_TG_DB_PRIVATE" != 1 ]]; then
+    if _tg_url_is_external; then
         export DATABASE_URL
         _tg_log "using DATABASE_URL from the environment"
         return 0
@@ -381,7 +394,7 @@ _tg_db_stop_locked() {
 }
 
 tokengate_db_down() {
-    if [[ -n "${DATABASE_URL:-}" && "$_TG_DB_PRIVATE" != 1 ]]; then
+    if _tg_url_is_external; then
         _tg_log "DATABASE_URL is set: not managing that server, nothing to stop"
         return 0
     fi
@@ -395,7 +408,7 @@ tokengate_db_down() {
 }
 
 tokengate_db_status() {
-    if [[ -n "${DATABASE_URL:-}" && "$_TG_DB_PRIVATE" != 1 ]]; then
+    if _tg_url_is_external; then
         echo "database: DATABASE_URL from the environment (not managed by scripts/db)"
         if command -v pg_isready >/dev/null 2>&1; then
             pg_isready -d "$DATABASE_URL"

@@ -552,3 +552,32 @@ pub async fn detach_group_policy(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// IAM writes of one organization take this lock exclusively; token creation takes it shared
+/// and re-reads the creator's live permissions under it, so a token created while its creator
+/// is losing a permission never ends up holding it.
+pub async fn lock_for_write(
+    tx: &mut Transaction<'_, Postgres>,
+    organization_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('tokengate.iam:' || $1::text, 0))",
+        organization_id.to_string()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn lock_for_read(
+    tx: &mut Transaction<'_, Postgres>,
+    organization_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "select pg_advisory_xact_lock_shared(hashtextextended('tokengate.iam:' || $1::text, 0))",
+        organization_id.to_string()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod iam;
 pub mod identity;
+pub mod tokens;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;

@@ -26,30 +26,61 @@ where
         if !is_json(&req) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request("InvalidBody")
-            }
-        })?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    ApiError::BadRequest(field_code(&path, &inner.to_string()))
-                }
-                _ => ApiError::bad_request("InvalidJson"),
-            }
-        })?;
-        // Trailing garbage after the value is malformed JSON too.
-        deserializer
-            .end()
-            .map_err(|_| ApiError::bad_request("InvalidJson"))?;
-        Ok(ApiJson(value))
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// An optional JSON body: an empty body is `None` (for `POST …/rotate` without options).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(&req);
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request("InvalidBody")
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::BadRequest(field_code(&path, &inner.to_string()))
+            }
+            _ => ApiError::bad_request("InvalidJson"),
+        }
+    })?;
+    // Trailing garbage after the value is malformed JSON too.
+    deserializer
+        .end()
+        .map_err(|_| ApiError::bad_request("InvalidJson"))?;
+    Ok(value)
 }
 
 fn is_json(req: &Request) -> bool {

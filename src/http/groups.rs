@@ -90,6 +90,7 @@ async fn create(
     }
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     let id = iam::create_group(&mut *tx, org, &name, description.trim()).await?;
     audit::record(
         &mut *tx,
@@ -117,6 +118,7 @@ async fn delete(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !iam::delete_group(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -145,6 +147,7 @@ async fn add_member(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !iam::lock_group(&mut tx, org, id).await?
         || !identity::is_member(&mut *tx, org, user_id).await?
     {
@@ -176,6 +179,7 @@ async fn remove_member(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !iam::lock_group(&mut tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -205,6 +209,7 @@ async fn attach_policy(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !iam::lock_group(&mut tx, org, id).await?
         || iam::policy(&mut *tx, org, policy_id).await?.is_none()
     {
@@ -236,6 +241,7 @@ async fn detach_policy(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !iam::lock_group(&mut tx, org, id).await? {
         return Err(ApiError::NotFound);
     }

@@ -132,6 +132,7 @@ async fn add(
     };
 
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     let user_id = match (existing, new_hash) {
         (Some(user), _) => user.id,
         (None, Some(hash)) => identity::create_user(&mut *tx, email, &name, &hash).await?,
@@ -184,6 +185,7 @@ async fn remove(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     let owners = iam::owner_ids(&mut *tx, org).await?;
     if owners == [user_id] {
         return Err(ApiError::bad_request("CannotRemoveLastOwner"));
@@ -248,6 +250,7 @@ async fn attach_policy(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !identity::is_member(&mut *tx, org, user_id).await?
         || iam::policy(&mut *tx, org, policy_id).await?.is_none()
     {
@@ -280,6 +283,7 @@ async fn detach_policy(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !identity::is_member(&mut *tx, org, user_id).await?
         || iam::policy(&mut *tx, org, policy_id).await?.is_none()
     {

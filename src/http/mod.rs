@@ -1,5 +1,6 @@
 //! The HTTP layer: state, router, middleware and one module per resource.
 
+mod access_tokens;
 mod audit;
 mod auth;
 mod error;
@@ -30,8 +31,9 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{error_response, ApiError, ApiResult, Created, Data, Envelope};
-pub use extract::{page, ApiJson, ApiPath, ApiQuery};
+pub use extract::{page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
+use crate::auth::LastUsed;
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
 use crate::policy::{ActionInfo, Catalogue};
@@ -53,6 +55,9 @@ pub struct Inner {
     pub session_ttl: Duration,
     /// False until `serve` has applied migrations (readiness).
     pub migrated: AtomicBool,
+    pub last_used: Arc<LastUsed>,
+    /// Organization-wide maximum token lifetime, if configured.
+    pub max_token_lifetime: Option<Duration>,
 }
 
 impl std::ops::Deref for AppState {
@@ -77,7 +82,22 @@ impl AppState {
             catalogue,
             session_ttl,
             migrated: AtomicBool::new(true),
+            last_used: Arc::new(LastUsed::default()),
+            max_token_lifetime: None,
         }))
+    }
+}
+
+/// How often `lastUsedAt` values are written (SPEC §5.3 allows 60 s of staleness).
+const LAST_USED_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
+
+impl AppState {
+    /// Sets the organization-wide maximum token lifetime. Only before the state is shared.
+    pub fn with_max_token_lifetime(mut self, max: Option<Duration>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.max_token_lifetime = max;
+        }
+        self
     }
 }
 
@@ -90,6 +110,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(policies::router())
         .merge(groups::router())
         .merge(permissions::router())
+        .merge(access_tokens::router())
         .merge(audit::router())
         .merge(auth::router())
 }
@@ -267,6 +288,8 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
     // Migrate in the background: while the database is unreachable the service answers,
     // reports not-ready, and keeps retrying instead of crash-looping.
     state.migrated.store(false, Ordering::SeqCst);
+    let last_used = state.last_used.clone();
+    tokio::spawn(last_used.clone().run(db.clone(), LAST_USED_FLUSH_INTERVAL));
     tokio::spawn(migrate_until_done(state.clone()));
     let app = app(state, &options);
     axum::serve(
@@ -275,6 +298,9 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    if let Err(e) = last_used.flush(&db).await {
+        tracing::warn!(error = %e, "could not record lastUsedAt at shutdown");
+    }
     tracing::info!("shut down");
     Ok(())
 }

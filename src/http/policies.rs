@@ -117,6 +117,7 @@ async fn create(
     let statements = valid_statements(&state, body.statements.unwrap_or_default())?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     let policy = iam::create_policy(&mut *tx, org, &name, &description, &statements).await?;
     audit::record(
         &mut *tx,
@@ -168,6 +169,7 @@ async fn update(
         .transpose()?;
     let description = valid_description(body.description.as_deref())?;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     let policy = iam::update_policy(
         &mut *tx,
         org,
@@ -210,6 +212,7 @@ async fn replace_statements(
     let before = custom_policy(&state, org, id).await?;
     let statements = valid_statements(&state, statements)?;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     let policy = iam::update_policy(&mut *tx, org, id, None, None, Some(&statements))
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -238,6 +241,7 @@ async fn delete(
     let org = principal.organization_id;
     let before = custom_policy(&state, org, id).await?;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_write(&mut tx, org).await?;
     if !iam::delete_policy(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }

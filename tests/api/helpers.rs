@@ -234,3 +234,44 @@ impl TestApp {
             .expect("count")
     }
 }
+
+/// The exact body of the seed's Forbidden answer.
+pub fn forbidden_body() -> Value {
+    json!({"success": false, "errors": ["Forbidden"], "data": null})
+}
+
+impl TestApp {
+    /// Creates a token; returns the response (201 with `data.token` on success).
+    pub async fn create_token(&self, caller: &Caller, body: Value) -> Resp {
+        self.post("/api/v1/access-tokens", caller, body).await
+    }
+
+    /// Creates a token that must succeed and returns it as a caller.
+    pub async fn token(&self, caller: &Caller, body: Value) -> (Uuid, Caller) {
+        let resp = self.create_token(caller, body).await;
+        resp.assert(201);
+        let id = resp.data()["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        let secret = resp.data()["token"].as_str().expect("secret").to_owned();
+        (
+            id,
+            Caller {
+                token: secret,
+                org: None,
+                user_id: caller.user_id,
+            },
+        )
+    }
+
+    /// `GET /auth/forward` as a gateway would call it.
+    pub async fn forward(&self, caller: &Caller, action: &str, resource: &str) -> Resp {
+        self.raw(Method::GET, "/api/v1/auth/forward", Some(caller), |r| {
+            r.header("X-Auth-Action", action)
+                .header("X-Auth-Resource", resource)
+        })
+        .await
+    }
+}

@@ -6,3 +6,4 @@ mod envelope;
 mod helpers;
 mod iam;
 mod identity;
+mod tokens;

@@ -1,0 +1,377 @@
+//! Access tokens. Secrets are never stored: only HMAC digests, looked up by equality on a unique
+//! column.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgExecutor, Postgres, Transaction};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Page;
+use crate::credential::Digest;
+use crate::db::identity::UserView;
+use crate::policy::Statement;
+
+/// A token as stored, minus its digests.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub creator_id: Uuid,
+    pub creator_name: String,
+    pub creator_email: String,
+    pub hint: String,
+    pub scope: Option<serde_json::Value>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TokenRow {
+    pub fn is_personal(&self) -> bool {
+        self.kind == "Personal"
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == "Active"
+    }
+
+    pub fn view(self) -> TokenView {
+        TokenView {
+            id: self.id,
+            name: self.name,
+            kind: self.kind,
+            status: self.status,
+            hint: self.hint,
+            permissions: self.scope,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            creator: UserView {
+                id: self.creator_id,
+                name: self.creator_name,
+                email: self.creator_email,
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// What clients see of a token: never the secret, the digest or the frozen layers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    pub id: Uuid,
+    pub name: String,
+    /// `Personal` or `Service`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `Active` or `Inactive`.
+    pub status: String,
+    /// The prefix and first characters of the secret, for recognising it (`tgs_Ab3x…`).
+    pub hint: String,
+    /// The token's own scope; `null` for an unscoped personal token.
+    #[schema(value_type = Option<Vec<Statement>>)]
+    pub permissions: Option<serde_json::Value>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub creator: UserView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct NewToken<'a> {
+    pub organization_id: Uuid,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub creator_id: Uuid,
+    pub created_by_token_id: Option<Uuid>,
+    pub digest: &'a Digest,
+    pub hint: &'a str,
+    pub scope: Option<&'a serde_json::Value>,
+    pub ceiling: &'a serde_json::Value,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewToken<'_>) -> sqlx::Result<Uuid> {
+    let id = Uuid::new_v4();
+    sqlx::query!(
+        "insert into access_tokens (id, organization_id, name, type, status, creator_id,
+             created_by_token_id, secret_hash, hint, scope, ceiling, expires_at)
+         values ($1, $2, $3, $4, 'Active', $5, $6, $7, $8, $9, $10, $11)",
+        id,
+        new.organization_id,
+        new.name,
+        new.kind,
+        new.creator_id,
+        new.created_by_token_id,
+        new.digest.as_bytes(),
+        new.hint,
+        new.scope,
+        new.ceiling,
+        new.expires_at,
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// One token of the organization (`for_update` locks it for the transaction).
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    id: Uuid,
+    for_update: bool,
+) -> sqlx::Result<Option<TokenRow>> {
+    // Two statements rather than string-built SQL, so both stay compile-time checked.
+    if for_update {
+        sqlx::query_as!(
+            TokenRow,
+            r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
+                 u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+                 t.expires_at, t.last_used_at, t.created_at, t.updated_at
+               from access_tokens t join users u on u.id = t.creator_id
+               where t.organization_id = $1 and t.id = $2
+               for update of t"#,
+            organization_id,
+            id
+        )
+        .fetch_optional(db)
+        .await
+    } else {
+        sqlx::query_as!(
+            TokenRow,
+            r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
+                 u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+                 t.expires_at, t.last_used_at, t.created_at, t.updated_at
+               from access_tokens t join users u on u.id = t.creator_id
+               where t.organization_id = $1 and t.id = $2"#,
+            organization_id,
+            id
+        )
+        .fetch_optional(db)
+        .await
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ListFilter<'a> {
+    pub name_like: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub creator_id: Option<Uuid>,
+}
+
+pub async fn list(
+    db: impl PgExecutor<'_> + Copy,
+    organization_id: Uuid,
+    filter: &ListFilter<'_>,
+    page: Page,
+) -> sqlx::Result<(i64, Vec<TokenRow>)> {
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from access_tokens t
+           where t.organization_id = $1
+             and ($2::text is null or t.name ilike $2)
+             and ($3::text is null or t.type = $3)
+             and ($4::text is null or t.status = $4)
+             and ($5::uuid is null or t.creator_id = $5)"#,
+        organization_id,
+        filter.name_like,
+        filter.kind,
+        filter.status,
+        filter.creator_id,
+    )
+    .fetch_one(db)
+    .await?;
+    let rows = sqlx::query_as!(
+        TokenRow,
+        r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
+             u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+             t.expires_at, t.last_used_at, t.created_at, t.updated_at
+           from access_tokens t join users u on u.id = t.creator_id
+           where t.organization_id = $1
+             and ($2::text is null or t.name ilike $2)
+             and ($3::text is null or t.type = $3)
+             and ($4::text is null or t.status = $4)
+             and ($5::uuid is null or t.creator_id = $5)
+           order by t.created_at desc, t.id
+           limit $6 offset $7"#,
+        organization_id,
+        filter.name_like,
+        filter.kind,
+        filter.status,
+        filter.creator_id,
+        page.size,
+        page.offset(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok((total, rows))
+}
+
+pub async fn is_name_used(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    name: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"select exists(select 1 from access_tokens
+             where organization_id = $1 and lower(name) = lower($2)) as "e!""#,
+        organization_id,
+        name
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn rename(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    id: Uuid,
+    name: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update access_tokens set name = $3, updated_at = now() where organization_id = $1 and id = $2",
+        organization_id,
+        id,
+        name
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    id: Uuid,
+    status: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update access_tokens set status = $3, updated_at = now() where organization_id = $1 and id = $2",
+        organization_id,
+        id,
+        status
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A new secret; the old one keeps working until `old_expires_at` (none: dead now).
+pub async fn rotate(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    id: Uuid,
+    digest: &Digest,
+    hint: &str,
+    old_expires_at: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update access_tokens set
+             previous_secret_hash = case when $5::timestamptz is null then null else secret_hash end,
+             previous_secret_expires_at = $5,
+             secret_hash = $3, hint = $4, updated_at = now()
+         where organization_id = $1 and id = $2",
+        organization_id,
+        id,
+        digest.as_bytes(),
+        hint,
+        old_expires_at
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "delete from access_tokens where organization_id = $1 and id = $2",
+        organization_id,
+        id
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Everything verification needs, in one round trip: the token, its creator, whether the
+/// creator is still a member, and (for personal tokens) the owner's live statements.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub creator_id: Uuid,
+    pub creator_name: String,
+    pub creator_email: String,
+    pub scope: Option<serde_json::Value>,
+    pub ceiling: serde_json::Value,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Matched through the previous secret of a rotation, still in its grace period.
+    pub via_previous_secret: bool,
+    pub owner_is_member: bool,
+    /// Empty for service tokens, whose power is frozen.
+    pub live_statements: serde_json::Value,
+}
+
+pub async fn by_digest(
+    db: impl PgExecutor<'_>,
+    digest: &Digest,
+) -> sqlx::Result<Option<VerifiedToken>> {
+    sqlx::query_as!(
+        VerifiedToken,
+        r#"select t.id, t.organization_id, t.type as kind, t.status, t.creator_id,
+             u.name as creator_name, u.email as creator_email, t.scope, t.ceiling, t.expires_at,
+             (t.secret_hash <> $1) as "via_previous_secret!",
+             exists(select 1 from memberships m
+                    where m.organization_id = t.organization_id and m.user_id = t.creator_id)
+               as "owner_is_member!",
+             case when t.type = 'Personal' then
+               coalesce((select jsonb_agg(s order by p.id) from policies p
+                         cross join lateral jsonb_array_elements(p.statements) s
+                         where p.id in (
+                           select mp.policy_id from member_policies mp
+                           where mp.organization_id = t.organization_id and mp.user_id = t.creator_id
+                           union
+                           select gp.policy_id from group_policies gp
+                           join group_members gm on gm.group_id = gp.group_id
+                           where gm.organization_id = t.organization_id and gm.user_id = t.creator_id)),
+                        '[]'::jsonb)
+             else '[]'::jsonb end as "live_statements!"
+           from access_tokens t join users u on u.id = t.creator_id
+           where t.secret_hash = $1
+              or (t.previous_secret_hash = $1 and t.previous_secret_expires_at > now())"#,
+        digest.as_bytes()
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Writes a batch of `lastUsedAt` values in one statement; never moves a value backwards
+/// (another replica may have written a later one).
+pub async fn record_last_used(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    at: &[DateTime<Utc>],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update access_tokens t set last_used_at = greatest(t.last_used_at, v.at)
+         from unnest($1::uuid[], $2::timestamptz[]) as v(id, at)
+         where t.id = v.id",
+        ids,
+        at
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}

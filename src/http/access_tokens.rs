@@ -1,0 +1,611 @@
+//! API access tokens: create, list, read, rename, toggle/activate/deactivate, rotate, delete
+//! (SPEC §5). Every query is scoped by organization; every rule is checked here, on the server.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{Postgres, Transaction};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::{
+    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
+    OptionalJson,
+};
+use crate::auth::{Principal, PrincipalKind};
+use crate::credential::{Credential, CredentialKind};
+use crate::db::tokens::{self, ListFilter, NewToken, TokenRow, TokenView};
+use crate::db::{audit, contains_pattern, iam, identity};
+use crate::policy::{check_within, validate_statements, Statement};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(is_name_used))
+        .routes(routes!(get_token, rename, delete))
+        .routes(routes!(toggle))
+        .routes(routes!(activate))
+        .routes(routes!(deactivate))
+        .routes(routes!(rotate))
+}
+
+const MANAGE_PERSONAL: &str = "ManagePersonalAccessTokens";
+const MANAGE_SERVICE: &str = "ManageServiceAccessTokens";
+const LIST: &str = "ListAccessTokens";
+const ALL_TOKENS: &str = "access-token/*";
+/// Longest grace period for the old secret after a rotation.
+const MAX_ROTATION_GRACE_SECS: i64 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+pub enum TokenType {
+    Personal,
+    Service,
+}
+
+impl TokenType {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Personal => "Personal",
+            TokenType::Service => "Service",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+pub enum TokenStatus {
+    Active,
+    Inactive,
+}
+
+fn token_rn(id: Uuid) -> String {
+    format!("access-token/{id}")
+}
+
+/// Whether the caller may see this token: with `ListAccessTokens`, any; otherwise its own.
+fn can_see(principal: &Principal, token: &TokenRow) -> bool {
+    token.creator_id == principal.user.id || principal.allows(LIST, ALL_TOKENS)
+}
+
+fn is_self(principal: &Principal, token: &TokenRow) -> bool {
+    matches!(principal.kind,
+        PrincipalKind::PersonalToken { token_id } | PrincipalKind::ServiceToken { token_id }
+        if token_id == token.id)
+}
+
+/// SPEC §5.2: who may rename, toggle, activate, deactivate, rotate or delete this token.
+fn authorize_manage(principal: &Principal, token: &TokenRow) -> ApiResult<()> {
+    let rn = token_rn(token.id);
+    if token.is_personal() {
+        principal.require(MANAGE_PERSONAL, &rn)?;
+        // A service token belongs to no member, so it owns no personal token.
+        let own = token.creator_id == principal.user.id
+            && !matches!(principal.kind, PrincipalKind::ServiceToken { .. });
+        if !own {
+            principal.require("CanManageIAM", "iam/*")?;
+        }
+        Ok(())
+    } else {
+        principal.require(MANAGE_SERVICE, &rn)
+    }
+}
+
+/// Self-revocation after a leak: a token may always deactivate, rotate or delete itself.
+fn authorize_revoke(principal: &Principal, token: &TokenRow) -> ApiResult<()> {
+    if is_self(principal, token) {
+        Ok(())
+    } else {
+        authorize_manage(principal, token)
+    }
+}
+
+/// The token, locked, if it belongs to the caller's organization.
+async fn locked_token(
+    tx: &mut Transaction<'_, Postgres>,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<TokenRow> {
+    tokens::get(&mut **tx, principal.organization_id, id, true)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+async fn view(state: &AppState, org: Uuid, id: Uuid) -> ApiResult<TokenView> {
+    tokens::get(&state.db, org, id, false)
+        .await?
+        .map(TokenRow::view)
+        .ok_or(ApiError::NotFound)
+}
+
+// ---- list and read ----
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PagedTokens {
+    pub total_count: i64,
+    pub items: Vec<TokenView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Part of the name.
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    #[param(rename = "type", value_type = Option<TokenType>)]
+    pub kind: Option<TokenType>,
+    #[param(value_type = Option<String>)]
+    pub status: Option<TokenStatus>,
+    pub creator_id: Option<Uuid>,
+    pub page_index: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+/// Tokens of the organization, newest first. Without `ListAccessTokens`, only the caller's own.
+#[utoipa::path(get, path = "/access-tokens", tag = "access-tokens", params(ListQuery),
+    responses((status = 200, body = PagedTokens)))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Data<PagedTokens>> {
+    let page = page(query.page_index, query.page_size)?;
+    let like = contains_pattern(query.name.as_deref());
+    let creator_id = if principal.allows(LIST, ALL_TOKENS) {
+        query.creator_id
+    } else if query.creator_id.is_some_and(|c| c != principal.user.id) {
+        // Asking for someone else's tokens without the right to: an empty page, not an error.
+        return Ok(Data(PagedTokens {
+            total_count: 0,
+            items: Vec::new(),
+        }));
+    } else {
+        Some(principal.user.id)
+    };
+    let filter = ListFilter {
+        name_like: like.as_deref(),
+        kind: query.kind.map(TokenType::as_str),
+        status: query.status.map(|s| match s {
+            TokenStatus::Active => "Active",
+            TokenStatus::Inactive => "Inactive",
+        }),
+        creator_id,
+    };
+    let (total_count, rows) =
+        tokens::list(&state.db, principal.organization_id, &filter, page).await?;
+    Ok(Data(PagedTokens {
+        total_count,
+        items: rows.into_iter().map(TokenRow::view).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NameQuery {
+    pub name: String,
+}
+
+/// Whether a token of the organization already has this name (case-insensitive).
+#[utoipa::path(get, path = "/access-tokens/is-name-used", tag = "access-tokens",
+    params(NameQuery), responses((status = 200, body = bool)))]
+async fn is_name_used(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<NameQuery>,
+) -> ApiResult<Data<bool>> {
+    let name = valid_name("name", &query.name)?;
+    Ok(Data(
+        tokens::is_name_used(&state.db, principal.organization_id, &name).await?,
+    ))
+}
+
+/// One token (never its secret).
+#[utoipa::path(get, path = "/access-tokens/{id}", tag = "access-tokens",
+    params(("id" = Uuid, Path)), responses((status = 200, body = TokenView), (status = 404)))]
+async fn get_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<TokenView>> {
+    let token = tokens::get(&state.db, principal.organization_id, id, false)
+        .await?
+        .filter(|t| can_see(&principal, t))
+        .ok_or(ApiError::NotFound)?;
+    Ok(Data(token.view()))
+}
+
+// ---- create ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: TokenType,
+    /// The token's scope. Optional for personal tokens (absent: all of the owner's live
+    /// permissions); required and non-empty for service tokens.
+    pub permissions: Option<Vec<Statement>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub view: TokenView,
+    /// The secret. Shown in this response only: it cannot be read again.
+    pub token: String,
+}
+
+/// Create a token; the secret is in this response and never again.
+#[utoipa::path(post, path = "/access-tokens", tag = "access-tokens", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken),
+              (status = 403, description = "Forbidden, or PermissionExceedsCreator naming the first offending pair"),
+              (status = 409, description = "NameHasBeenUsed")))]
+async fn create(
+    State(state): State<AppState>,
+    mut principal: Principal,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> ApiResult<Created<CreatedToken>> {
+    let name = valid_name("name", &body.name)?;
+    let scope = match (body.kind, body.permissions) {
+        (TokenType::Service, None) => return Err(ApiError::bad_request("permissions_is_required")),
+        (TokenType::Service, Some(p)) if p.is_empty() => {
+            return Err(ApiError::bad_request("permissions_is_required"))
+        }
+        (_, permissions) => permissions,
+    };
+    if let Some(scope) = &scope {
+        validate_statements(scope, &state.catalogue)
+            .map_err(|code| ApiError::BadRequest(code.replacen("statements", "permissions", 1)))?;
+    }
+    let now = Utc::now();
+    if body.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::bad_request("expiresAt_is_invalid"));
+    }
+    let expires_at = match state.max_token_lifetime {
+        None => body.expires_at,
+        Some(max) => {
+            let latest =
+                now + chrono::Duration::from_std(max).map_err(|e| ApiError::Internal(e.into()))?;
+            match body.expires_at {
+                Some(at) if at > latest => {
+                    return Err(ApiError::bad_request("expiresAt_is_invalid"))
+                }
+                Some(at) => Some(at),
+                None => Some(latest),
+            }
+        }
+    };
+    let org = principal.organization_id;
+
+    let mut tx = state.db.begin().await?;
+    // Re-read the creator's live permissions under the IAM lock: a permission being taken away
+    // right now is either gone here or its removal waits for this token, which then carries it
+    // only as long as the owner does (personal) or was rightly frozen before the removal.
+    iam::lock_for_read(&mut tx, org).await?;
+    match principal.kind {
+        PrincipalKind::Session { .. } | PrincipalKind::PersonalToken { .. } => {
+            if !identity::is_member(&mut *tx, org, principal.user.id).await? {
+                return Err(ApiError::Forbidden);
+            }
+            let live = iam::live_statements(&mut *tx, org, principal.user.id).await?;
+            if let Some(first) = principal.layers.first_mut() {
+                *first = live;
+            }
+        }
+        PrincipalKind::ServiceToken { .. } => {}
+    }
+
+    let (credential_kind, ceiling) = match body.kind {
+        TokenType::Personal => {
+            if matches!(principal.kind, PrincipalKind::ServiceToken { .. }) {
+                // A service token belongs to no member, so it cannot act for one.
+                return Err(ApiError::Forbidden);
+            }
+            principal.require(MANAGE_PERSONAL, ALL_TOKENS)?;
+            // A personal token carries whatever bounded the token that made it.
+            (
+                CredentialKind::PersonalToken,
+                principal.layers[1..].to_vec(),
+            )
+        }
+        TokenType::Service => {
+            principal.require(MANAGE_SERVICE, ALL_TOKENS)?;
+            // A service token freezes every layer of its creator, as they are now.
+            (CredentialKind::ServiceToken, principal.layers.clone())
+        }
+    };
+    match &scope {
+        Some(scope) => check_within(&principal.layers, scope).map_err(|(action, resource)| {
+            ApiError::ForbiddenWith(vec![
+                "PermissionExceedsCreator".to_owned(),
+                format!("{action} on {resource}"),
+            ])
+        })?,
+        // An unscoped token made by a scoped or frozen token would look unbounded but is not:
+        // refuse it rather than mislead (its permissions must be spelt out).
+        None if principal.layers.len() > 1 => {
+            return Err(ApiError::ForbiddenWith(vec![
+                "PermissionExceedsCreator".to_owned(),
+                "* on *".to_owned(),
+            ]))
+        }
+        None => {}
+    }
+
+    let scope_json = scope
+        .map(|mut statements| {
+            for s in &mut statements {
+                if s.id.trim().is_empty() {
+                    s.id = Uuid::new_v4().to_string();
+                }
+            }
+            serde_json::to_value(statements)
+        })
+        .transpose()
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let ceiling = serde_json::to_value(ceiling).map_err(|e| ApiError::Internal(e.into()))?;
+    let credential = Credential::generate(credential_kind);
+    let created_by_token_id = match principal.kind {
+        PrincipalKind::PersonalToken { token_id } | PrincipalKind::ServiceToken { token_id } => {
+            Some(token_id)
+        }
+        PrincipalKind::Session { .. } => None,
+    };
+    let id = tokens::insert(
+        &mut tx,
+        NewToken {
+            organization_id: org,
+            name: &name,
+            kind: body.kind.as_str(),
+            creator_id: principal.user.id,
+            created_by_token_id,
+            digest: &state.hash_key.digest(&credential),
+            hint: &credential.hint(),
+            scope: scope_json.as_ref(),
+            ceiling: &ceiling,
+            expires_at,
+        },
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "access-token.created",
+        Some(id),
+        json!({ "name": name, "type": body.kind, "permissions": scope_json, "expiresAt": expires_at }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Created(CreatedToken {
+        view: view(&state, org, id).await?,
+        token: credential.expose().to_owned(),
+    }))
+}
+
+// ---- manage ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RenameToken {
+    pub name: String,
+    /// Not allowed: a token's permissions never change after creation.
+    #[schema(value_type = Option<Object>)]
+    pub permissions: Option<serde_json::Value>,
+    /// Not allowed: a token's type never changes.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<serde_json::Value>,
+}
+
+/// Rename a token. Its permissions and type are immutable (`PermissionsAreImmutable`).
+#[utoipa::path(put, path = "/access-tokens/{id}", tag = "access-tokens",
+    params(("id" = Uuid, Path)), request_body = RenameToken,
+    responses((status = 200, body = TokenView), (status = 409, description = "NameHasBeenUsed")))]
+async fn rename(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RenameToken>,
+) -> ApiResult<Data<TokenView>> {
+    if body.permissions.is_some() || body.kind.is_some() {
+        return Err(ApiError::bad_request("PermissionsAreImmutable"));
+    }
+    let name = valid_name("name", &body.name)?;
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    let token = locked_token(&mut tx, &principal, id).await?;
+    authorize_manage(&principal, &token)?;
+    if token.name != name {
+        tokens::rename(&mut *tx, org, id, &name).await?;
+        audit::record(
+            &mut *tx,
+            org,
+            principal.actor(),
+            "access-token.renamed",
+            Some(id),
+            json!({ "name": { "before": token.name, "after": name } }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Data(view(&state, org, id).await?))
+}
+
+/// Sets the status inside the transaction, with the audit event; no-op if already there.
+async fn set_status(
+    tx: &mut Transaction<'_, Postgres>,
+    principal: &Principal,
+    token: &TokenRow,
+    active: bool,
+) -> ApiResult<()> {
+    if token.is_active() == active {
+        return Ok(());
+    }
+    let org = principal.organization_id;
+    if active
+        && token.is_personal()
+        && !identity::is_member(&mut **tx, org, token.creator_id).await?
+    {
+        return Err(ApiError::bad_request("OwnerIsNotAMember"));
+    }
+    let (status, action) = if active {
+        ("Active", "access-token.activated")
+    } else {
+        ("Inactive", "access-token.deactivated")
+    };
+    tokens::set_status(&mut **tx, org, token.id, status).await?;
+    audit::record(
+        &mut **tx,
+        org,
+        principal.actor(),
+        action,
+        Some(token.id),
+        json!({ "status": { "before": token.status, "after": status } }),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn change_status(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+    wanted: impl FnOnce(&TokenRow) -> bool,
+) -> ApiResult<Data<TokenView>> {
+    let mut tx = state.db.begin().await?;
+    let token = locked_token(&mut tx, principal, id).await?;
+    let active = wanted(&token);
+    if active {
+        authorize_manage(principal, &token)?;
+    } else {
+        authorize_revoke(principal, &token)?;
+    }
+    set_status(&mut tx, principal, &token, active).await?;
+    tx.commit().await?;
+    Ok(Data(view(state, principal.organization_id, id).await?))
+}
+
+/// FeatBit's toggle: Active ↔ Inactive. Returns the new view.
+#[utoipa::path(put, path = "/access-tokens/{id}/toggle", tag = "access-tokens",
+    params(("id" = Uuid, Path)), responses((status = 200, body = TokenView)))]
+async fn toggle(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<TokenView>> {
+    change_status(&state, &principal, id, |t| !t.is_active()).await
+}
+
+/// Activate (idempotent). A personal token whose owner left → 400 `OwnerIsNotAMember`.
+#[utoipa::path(post, path = "/access-tokens/{id}/activate", tag = "access-tokens",
+    params(("id" = Uuid, Path)), responses((status = 200, body = TokenView)))]
+async fn activate(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<TokenView>> {
+    change_status(&state, &principal, id, |_| true).await
+}
+
+/// Deactivate (idempotent). A token may always deactivate itself.
+#[utoipa::path(post, path = "/access-tokens/{id}/deactivate", tag = "access-tokens",
+    params(("id" = Uuid, Path)), responses((status = 200, body = TokenView)))]
+async fn deactivate(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<TokenView>> {
+    change_status(&state, &principal, id, |_| false).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateToken {
+    /// How long the old secret keeps working, 0..=86400 seconds (default 0: dead now).
+    pub old_token_expires_in_seconds: Option<i64>,
+}
+
+/// A new secret, shown once. The old one works until its grace period ends.
+#[utoipa::path(post, path = "/access-tokens/{id}/rotate", tag = "access-tokens",
+    params(("id" = Uuid, Path)), request_body(content = Option<RotateToken>),
+    responses((status = 200, body = CreatedToken)))]
+async fn rotate(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    OptionalJson(body): OptionalJson<RotateToken>,
+) -> ApiResult<Data<CreatedToken>> {
+    let grace = body
+        .unwrap_or_default()
+        .old_token_expires_in_seconds
+        .unwrap_or(0);
+    if !(0..=MAX_ROTATION_GRACE_SECS).contains(&grace) {
+        return Err(ApiError::bad_request("oldTokenExpiresInSeconds_is_invalid"));
+    }
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    let token = locked_token(&mut tx, &principal, id).await?;
+    authorize_revoke(&principal, &token)?;
+    let kind = if token.is_personal() {
+        CredentialKind::PersonalToken
+    } else {
+        CredentialKind::ServiceToken
+    };
+    let credential = Credential::generate(kind);
+    let old_expires_at = (grace > 0).then(|| Utc::now() + chrono::Duration::seconds(grace));
+    tokens::rotate(
+        &mut *tx,
+        org,
+        id,
+        &state.hash_key.digest(&credential),
+        &credential.hint(),
+        old_expires_at,
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "access-token.rotated",
+        Some(id),
+        json!({ "oldTokenExpiresAt": old_expires_at, "hint": { "before": token.hint, "after": credential.hint() } }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data(CreatedToken {
+        view: view(&state, org, id).await?,
+        token: credential.expose().to_owned(),
+    }))
+}
+
+/// Delete a token for good; its credential is dead before this response is sent.
+#[utoipa::path(delete, path = "/access-tokens/{id}", tag = "access-tokens",
+    params(("id" = Uuid, Path)), responses((status = 200, body = bool)))]
+async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Data<bool>> {
+    let org = principal.organization_id;
+    let mut tx = state.db.begin().await?;
+    let token = locked_token(&mut tx, &principal, id).await?;
+    authorize_revoke(&principal, &token)?;
+    tokens::delete(&mut *tx, org, id).await?;
+    audit::record(
+        &mut *tx,
+        org,
+        principal.actor(),
+        "access-token.deleted",
+        Some(id),
+        json!({ "name": token.name, "type": token.kind, "hint": token.hint }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Data(true))
+}
