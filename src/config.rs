@@ -58,6 +58,20 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub database: DatabaseConfig,
 
+    /// Connection string for the cache-invalidation `LISTEN` connection (default: DATABASE_URL).
+    /// Set it to a direct PostgreSQL address when DATABASE_URL goes through a transaction-pooling
+    /// proxy such as PgBouncer, which cannot carry LISTEN.
+    #[arg(long, env = "TOKENGATE_LISTEN_DATABASE_URL", hide_env_values = true)]
+    pub listen_database_url: Option<Secret>,
+
+    /// Entries per verification cache (tokens; live permissions); 0 disables caching.
+    #[arg(long, env = "TOKENGATE_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    pub cache_max_entries: usize,
+
+    /// Seconds a cached verdict may live without any invalidation (a safety net).
+    #[arg(long, env = "TOKENGATE_CACHE_TTL", default_value_t = 30)]
+    pub cache_ttl_secs: u64,
+
     /// Address to listen on.
     #[arg(long, env = "TOKENGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -105,6 +119,14 @@ impl ServeConfig {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn cache(&self) -> crate::auth::CacheConfig {
+        crate::auth::CacheConfig {
+            ttl: Duration::from_secs(self.cache_ttl_secs),
+            max_entries: self.cache_max_entries,
+            ..crate::auth::CacheConfig::default()
+        }
     }
 
     pub fn max_token_lifetime(&self) -> Option<Duration> {

@@ -1,6 +1,8 @@
 //! Authentication is an extractor; authorization is an explicit `principal.require(..)` call in
 //! each handler.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -8,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::cache::LiveEntry;
 use crate::credential::{Credential, CredentialKind};
 use crate::db::audit::Actor;
 use crate::db::iam;
@@ -38,8 +41,8 @@ pub struct Principal {
     /// The member behind the call: the session's user, a personal token's owner, or the user who
     /// created a service token.
     pub user: UserView,
-    /// Every layer must allow an action (SPEC §2.3).
-    pub layers: Vec<Vec<Statement>>,
+    /// Every layer must allow an action (SPEC §2.3). Shared with the caches.
+    pub layers: Vec<Arc<Vec<Statement>>>,
 }
 
 impl Principal {
@@ -151,12 +154,7 @@ impl FromRequestParts<AppState> for Principal {
             CredentialKind::WebSession => {
                 let session = session(state, &credential).await?;
                 let organization_id = match requested_org {
-                    Some(org) => {
-                        if !identity::is_member(&state.db, org, session.user_id).await? {
-                            return Err(ApiError::Forbidden);
-                        }
-                        org
-                    }
+                    Some(org) => org,
                     None => {
                         let orgs = identity::organizations_of(&state.db, session.user_id).await?;
                         match orgs.as_slice() {
@@ -166,8 +164,10 @@ impl FromRequestParts<AppState> for Principal {
                         }
                     }
                 };
-                let live =
-                    iam::live_statements(&state.db, organization_id, session.user_id).await?;
+                let live = live_permissions(state, organization_id, session.user_id).await?;
+                if !live.is_member {
+                    return Err(ApiError::Forbidden);
+                }
                 Ok(Principal {
                     kind: PrincipalKind::Session {
                         session_id: session.session_id,
@@ -178,7 +178,7 @@ impl FromRequestParts<AppState> for Principal {
                         email: session.email,
                         name: session.name,
                     },
-                    layers: vec![live],
+                    layers: vec![live.statements.clone()],
                 })
             }
             CredentialKind::PersonalToken | CredentialKind::ServiceToken => {
@@ -186,4 +186,30 @@ impl FromRequestParts<AppState> for Principal {
             }
         }
     }
+}
+
+/// A member's live permissions in an organization, from the cache or one database round trip.
+pub async fn live_permissions(
+    state: &AppState,
+    organization_id: Uuid,
+    user_id: Uuid,
+) -> Result<Arc<LiveEntry>, ApiError> {
+    if let Some(entry) = state.caches.live(organization_id, user_id) {
+        return Ok(entry);
+    }
+    let generation = state.caches.generation();
+    let db = state.db.clone();
+    // Detached from the request future, like the token lookup (see `tokens::load`).
+    let (is_member, statements) =
+        tokio::spawn(async move { iam::member_permissions(&db, organization_id, user_id).await })
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
+    let entry = Arc::new(LiveEntry {
+        is_member,
+        statements: Arc::new(statements),
+    });
+    state
+        .caches
+        .insert_live(generation, organization_id, user_id, entry.clone());
+    Ok(entry)
 }

@@ -1,11 +1,14 @@
-//! Access-token verification (SPEC §5.3, §7): the digest finds the token in one round trip,
-//! then its state and layers decide.
+//! Access-token verification (SPEC §5.3, §7): the digest finds the token in the cache or in one
+//! database round trip, then its state and layers decide.
+
+use std::sync::Arc;
 
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{Principal, PrincipalKind};
-use crate::credential::{Credential, CredentialKind};
+use super::cache::{CachedToken, LiveEntry, TokenLookup};
+use super::{live_permissions, Principal, PrincipalKind};
+use crate::credential::{Credential, CredentialKind, Digest};
 use crate::db::iam::parse_statements;
 use crate::db::identity::UserView;
 use crate::db::tokens;
@@ -18,44 +21,42 @@ pub async fn principal(
     requested_org: Option<Uuid>,
 ) -> Result<Principal, ApiError> {
     let digest = state.hash_key.digest(credential);
-    let token = tokens::by_digest(&state.db, &digest)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let personal = token.kind == "Personal";
-    // The prefix is part of the secret, so a mismatch means a corrupted row, not a client error.
-    let expected_kind = if personal {
+    let token = match state.caches.token(&digest) {
+        TokenLookup::Hit(token) => token,
+        TokenLookup::KnownUnknown => return Err(ApiError::Unauthorized),
+        TokenLookup::Miss => load(state, digest).await?,
+    };
+    let now = Utc::now();
+    // The prefix is part of the secret, so a mismatch means a corrupted row: refuse it.
+    let expected_kind = if token.personal {
         CredentialKind::PersonalToken
     } else {
         CredentialKind::ServiceToken
     };
-    if credential.kind() != expected_kind {
+    if credential.kind() != expected_kind || token.grace_ends_at.is_some_and(|at| at <= now) {
         return Err(ApiError::Unauthorized);
     }
-    if requested_org.is_some_and(|org| org != token.organization_id) {
-        return Err(ApiError::Forbidden);
-    }
-    if token.status != "Active"
-        || token.expires_at.is_some_and(|at| at <= Utc::now())
-        || (personal && !token.owner_is_member)
+    if requested_org.is_some_and(|org| org != token.organization_id)
+        || !token.active
+        || token.expires_at.is_some_and(|at| at <= now)
     {
         return Err(ApiError::Forbidden);
     }
-    state.last_used.touch(token.id);
-
-    let frozen: Vec<Vec<Statement>> = serde_json::from_value(token.ceiling)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt token ceiling: {e}")))?;
-    let scope = token.scope.map(parse_statements).transpose()?;
-    let mut layers = Vec::with_capacity(frozen.len() + 2);
-    if personal {
-        layers.push(parse_statements(token.live_statements)?);
+    let mut layers = Vec::with_capacity(token.bounds.len() + 1);
+    if token.personal {
+        let live = live_permissions(state, token.organization_id, token.creator.id).await?;
+        if !live.is_member {
+            return Err(ApiError::Forbidden);
+        }
+        layers.push(live.statements.clone());
     }
-    layers.extend(frozen);
-    layers.extend(scope);
+    layers.extend(token.bounds.iter().cloned());
     if layers.is_empty() {
         // A service token always has a scope; an empty list would deny anyway, but say so.
         return Err(ApiError::Forbidden);
     }
-    let kind = if personal {
+    state.last_used.touch(token.id);
+    let kind = if token.personal {
         PrincipalKind::PersonalToken { token_id: token.id }
     } else {
         PrincipalKind::ServiceToken { token_id: token.id }
@@ -63,11 +64,59 @@ pub async fn principal(
     Ok(Principal {
         kind,
         organization_id: token.organization_id,
-        user: UserView {
-            id: token.creator_id,
-            name: token.creator_name,
-            email: token.creator_email,
-        },
+        user: token.creator.clone(),
         layers,
     })
+}
+
+/// One round trip for a token the cache does not know, remembered for the next request (an
+/// unknown digest only briefly).
+async fn load(state: &AppState, digest: Digest) -> Result<Arc<CachedToken>, ApiError> {
+    let generation = state.caches.generation();
+    let db = state.db.clone();
+    // Detached from the request: a client that disconnects mid-query must not make sqlx
+    // close a pooled connection (which would churn reconnects under load).
+    let row = tokio::spawn(async move { tokens::by_digest(&db, &digest).await })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let Some(row) = row else {
+        state.caches.insert_token(generation, digest, None);
+        return Err(ApiError::Unauthorized);
+    };
+    let corrupt =
+        |e: serde_json::Error| ApiError::Internal(anyhow::anyhow!("corrupt token row: {e}"));
+    let frozen: Vec<Vec<Statement>> = serde_json::from_value(row.ceiling).map_err(corrupt)?;
+    let mut bounds: Vec<Arc<Vec<Statement>>> = frozen.into_iter().map(Arc::new).collect();
+    if let Some(scope) = row.scope {
+        bounds.push(Arc::new(parse_statements(scope)?));
+    }
+    let personal = row.kind == "Personal";
+    if personal {
+        // The same round trip brought the owner's live permissions: remember them too.
+        let live = Arc::new(LiveEntry {
+            is_member: row.owner_is_member,
+            statements: Arc::new(parse_statements(row.live_statements)?),
+        });
+        state
+            .caches
+            .insert_live(generation, row.organization_id, row.creator_id, live);
+    }
+    let token = Arc::new(CachedToken {
+        id: row.id,
+        organization_id: row.organization_id,
+        personal,
+        active: row.status == "Active",
+        expires_at: row.expires_at,
+        grace_ends_at: row.grace_ends_at,
+        creator: UserView {
+            id: row.creator_id,
+            name: row.creator_name,
+            email: row.creator_email,
+        },
+        bounds,
+    });
+    state
+        .caches
+        .insert_token(generation, digest, Some(token.clone()));
+    Ok(token)
 }

@@ -37,6 +37,34 @@ pub async fn live_statements(
     Ok(statements)
 }
 
+/// Whether the user is a member, and their live statements, in one round trip.
+pub async fn member_permissions(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<(bool, Vec<Statement>)> {
+    let row = sqlx::query!(
+        r#"select
+             exists(select 1 from memberships where organization_id = $1 and user_id = $2)
+               as "is_member!",
+             coalesce((select jsonb_agg(s) from policies p
+                       cross join lateral jsonb_array_elements(p.statements) s
+                       where p.id in (
+                         select policy_id from member_policies
+                         where organization_id = $1 and user_id = $2
+                         union
+                         select gp.policy_id from group_policies gp
+                         join group_members gm on gm.group_id = gp.group_id
+                         where gm.organization_id = $1 and gm.user_id = $2)),
+                      '[]'::jsonb) as "statements!""#,
+        organization_id,
+        user_id
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.is_member, parse_statements(row.statements)?))
+}
+
 pub fn parse_statements(value: serde_json::Value) -> sqlx::Result<Vec<Statement>> {
     serde_json::from_value(value).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }

@@ -317,8 +317,8 @@ pub struct VerifiedToken {
     pub scope: Option<serde_json::Value>,
     pub ceiling: serde_json::Value,
     pub expires_at: Option<DateTime<Utc>>,
-    /// Matched through the previous secret of a rotation, still in its grace period.
-    pub via_previous_secret: bool,
+    /// Set when the digest is the previous secret of a rotation: the end of its grace period.
+    pub grace_ends_at: Option<DateTime<Utc>>,
     pub owner_is_member: bool,
     /// Empty for service tokens, whose power is frozen.
     pub live_statements: serde_json::Value,
@@ -332,7 +332,8 @@ pub async fn by_digest(
         VerifiedToken,
         r#"select t.id, t.organization_id, t.type as kind, t.status, t.creator_id,
              u.name as creator_name, u.email as creator_email, t.scope, t.ceiling, t.expires_at,
-             (t.secret_hash <> $1) as "via_previous_secret!",
+             case when t.secret_hash = $1 then null else t.previous_secret_expires_at end
+               as grace_ends_at,
              exists(select 1 from memberships m
                     where m.organization_id = t.organization_id and m.user_id = t.creator_id)
                as "owner_is_member!",

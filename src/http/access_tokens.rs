@@ -12,9 +12,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{
-    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
-    OptionalJson,
+    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
+    AppState, Created, Data, OptionalJson,
 };
+use crate::auth::Invalidation;
 use crate::auth::{Principal, PrincipalKind};
 use crate::credential::{Credential, CredentialKind};
 use crate::db::tokens::{self, ListFilter, NewToken, TokenRow, TokenView};
@@ -294,7 +295,7 @@ async fn create(
             }
             let live = iam::live_statements(&mut *tx, org, principal.user.id).await?;
             if let Some(first) = principal.layers.first_mut() {
-                *first = live;
+                *first = std::sync::Arc::new(live);
             }
         }
         PrincipalKind::ServiceToken { .. } => {}
@@ -381,7 +382,7 @@ async fn create(
         json!({ "name": name, "type": body.kind, "permissions": scope_json, "expiresAt": expires_at }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
     Ok(Created(CreatedToken {
         view: view(&state, org, id).await?,
         token: credential.expose().to_owned(),
@@ -433,7 +434,7 @@ async fn rename(
         )
         .await?;
     }
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
     Ok(Data(view(&state, org, id).await?))
 }
 
@@ -487,7 +488,7 @@ async fn change_status(
         authorize_revoke(principal, &token)?;
     }
     set_status(&mut tx, principal, &token, active).await?;
-    tx.commit().await?;
+    commit_invalidating(state, tx, Invalidation::Token(id)).await?;
     Ok(Data(view(state, principal.organization_id, id).await?))
 }
 
@@ -577,7 +578,7 @@ async fn rotate(
         json!({ "oldTokenExpiresAt": old_expires_at, "hint": { "before": token.hint, "after": credential.hint() } }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
     Ok(Data(CreatedToken {
         view: view(&state, org, id).await?,
         token: credential.expose().to_owned(),
@@ -606,6 +607,6 @@ async fn delete(
         json!({ "name": token.name, "type": token.kind, "hint": token.hint }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
     Ok(Data(true))
 }

@@ -32,7 +32,8 @@ pub struct WhoAmI {
     /// The token itself, when the caller is one.
     pub token: Option<TokenView>,
     /// Every layer must allow an action.
-    pub layers: Vec<Vec<Statement>>,
+    #[schema(value_type = Vec<Vec<Statement>>)]
+    pub layers: Vec<std::sync::Arc<Vec<Statement>>>,
 }
 
 /// The calling principal and its effective permission layers.

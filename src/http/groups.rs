@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use super::members::require_iam;
 use super::{
-    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
+    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
+    AppState, Created, Data,
 };
+use crate::auth::Invalidation;
 use crate::auth::Principal;
 use crate::db::iam::{self, GroupView};
 use crate::db::{audit, contains_pattern, identity};
@@ -101,7 +103,7 @@ async fn create(
         json!({ "name": name }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     let group = iam::group(&state.db, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -131,7 +133,7 @@ async fn delete(
         json!({}),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -164,7 +166,7 @@ async fn add_member(
         )
         .await?;
     }
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -194,7 +196,7 @@ async fn remove_member(
         )
         .await?;
     }
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -226,7 +228,7 @@ async fn attach_policy(
         )
         .await?;
     }
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -256,6 +258,6 @@ async fn detach_policy(
         )
         .await?;
     }
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

@@ -9,8 +9,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{
-    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
+    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
+    AppState, Created, Data,
 };
+use crate::auth::Invalidation;
 use crate::auth::Principal;
 use crate::credential::{PasswordHasher, PasswordPolicyError};
 use crate::db::iam::{self, MemberView};
@@ -153,7 +155,7 @@ async fn add(
         json!({ "email": email, "policyIds": policy_ids }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     let member = iam::member(&state.db, org, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -214,7 +216,7 @@ async fn remove(
         json!({ "deactivatedTokens": tokens.len() }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -267,7 +269,7 @@ async fn attach_policy(
         )
         .await?;
     }
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -303,6 +305,6 @@ async fn detach_policy(
         )
         .await?;
     }
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

@@ -33,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::{error_response, ApiError, ApiResult, Created, Data, Envelope};
 pub use extract::{page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
-use crate::auth::LastUsed;
+use crate::auth::{listener, CacheConfig, Caches, Invalidation, LastUsed};
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
 use crate::policy::{ActionInfo, Catalogue};
@@ -56,6 +56,7 @@ pub struct Inner {
     /// False until `serve` has applied migrations (readiness).
     pub migrated: AtomicBool,
     pub last_used: Arc<LastUsed>,
+    pub caches: Arc<Caches>,
     /// Organization-wide maximum token lifetime, if configured.
     pub max_token_lifetime: Option<Duration>,
 }
@@ -74,6 +75,7 @@ impl AppState {
         hasher: PasswordHasher,
         catalogue: Catalogue,
         session_ttl: Duration,
+        cache: CacheConfig,
     ) -> Self {
         AppState(Arc::new(Inner {
             db,
@@ -83,6 +85,7 @@ impl AppState {
             session_ttl,
             migrated: AtomicBool::new(true),
             last_used: Arc::new(LastUsed::default()),
+            caches: Arc::new(Caches::new(cache)),
             max_token_lifetime: None,
         }))
     }
@@ -279,7 +282,9 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
         hasher,
         catalogue,
         config.session_ttl(),
-    );
+        config.cache(),
+    )
+    .with_max_token_lifetime(config.max_token_lifetime());
     let options = AppOptions {
         request_timeout: config.request_timeout(),
         cors_origins: config.cors_origins.clone(),
@@ -291,6 +296,14 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
     // reports not-ready, and keeps retrying instead of crash-looping.
     state.migrated.store(false, Ordering::SeqCst);
     let last_used = state.last_used.clone();
+    let listen_url = config
+        .listen_database_url
+        .as_ref()
+        .unwrap_or(&config.database.database_url);
+    tokio::spawn(listener::run(
+        listener::pool(listen_url.expose())?,
+        state.caches.clone(),
+    ));
     tokio::spawn(last_used.clone().run(db.clone(), LAST_USED_FLUSH_INTERVAL));
     tokio::spawn(migrate_until_done(state.clone()));
     let app = app(state, &options);
@@ -346,6 +359,19 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Commits `tx` after queuing a NOTIFY for the other replicas, then drops this process's cache
+/// entries, all before the handler answers: the next request sees the change.
+pub async fn commit_invalidating(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    what: Invalidation,
+) -> ApiResult<()> {
+    crate::db::notify(&mut tx, what).await?;
+    tx.commit().await?;
+    state.caches.invalidate(what);
+    Ok(())
 }
 
 /// For handlers: a name that is present, trimmed, 1..=128 characters.

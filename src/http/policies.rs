@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use super::members::require_iam;
 use super::{
-    page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, AppState, Created, Data,
+    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
+    AppState, Created, Data,
 };
+use crate::auth::Invalidation;
 use crate::auth::Principal;
 use crate::db::iam::{self, PolicyView};
 use crate::db::{audit, contains_pattern};
@@ -128,7 +130,7 @@ async fn create(
         json!({ "name": name, "statements": statements }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Created(policy))
 }
 
@@ -192,7 +194,7 @@ async fn update(
         }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(policy))
 }
 
@@ -225,7 +227,7 @@ async fn replace_statements(
         json!({ "statements": { "before": before.statements, "after": statements } }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(policy))
 }
 
@@ -254,6 +256,6 @@ async fn delete(
         json!({ "name": before.name, "statements": before.statements }),
     )
     .await?;
-    tx.commit().await?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

@@ -40,11 +40,12 @@ pub fn statements_allow(statements: &[Statement], action: &str, rn: &str) -> boo
 }
 
 /// Every layer must allow; an empty list of layers denies (SPEC §2.3).
-pub fn layers_allow(layers: &[Vec<Statement>], action: &str, rn: &str) -> bool {
+/// Layers may be owned (`Vec<Statement>`) or shared (`Arc<Vec<Statement>>`).
+pub fn layers_allow<L: AsRef<Vec<Statement>>>(layers: &[L], action: &str, rn: &str) -> bool {
     !layers.is_empty()
         && layers
             .iter()
-            .all(|layer| statements_allow(layer, action, rn))
+            .all(|layer| statements_allow(layer.as_ref(), action, rn))
 }
 
 /// The creation-time check of SPEC §2.3: every allow statement's every (action,
@@ -60,8 +61,8 @@ pub fn layers_allow(layers: &[Vec<Statement>], action: &str, rn: &str) -> bool {
 /// a creator who may do everything except on a denied `project/secret`, because the
 /// deny pattern does not match the literal name `project/*`. That is safe because a
 /// token always carries its creator's layers too, so evaluation still denies it.
-pub fn check_within(
-    layers: &[Vec<Statement>],
+pub fn check_within<L: AsRef<Vec<Statement>>>(
+    layers: &[L],
     requested: &[Statement],
 ) -> Result<(), (String, String)> {
     for statement in requested.iter().filter(|s| s.effect == Effect::Allow) {
@@ -273,7 +274,11 @@ mod tests {
 
     #[test]
     fn empty_list_of_layers_denies() {
-        assert!(!layers_allow(&[], "CanManageIAM", "iam/*"));
+        assert!(!layers_allow::<Vec<Statement>>(
+            &[],
+            "CanManageIAM",
+            "iam/*"
+        ));
         assert!(!layers_allow(&[vec![]], "CanManageIAM", "iam/*"));
     }
 
@@ -394,7 +399,7 @@ mod tests {
             pair("ToggleFlag", "project/*:env/prod:flag/*")
         );
         assert_eq!(
-            check_within(&[], &inside),
+            check_within::<Vec<Statement>>(&[], &inside),
             pair("ToggleFlag", "project/web:env/prod:flag/*")
         );
     }

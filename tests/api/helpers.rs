@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tokengate::auth::{listener, CacheConfig, Invalidation};
 use tokengate::credential::{HashKey, PasswordHasher};
 use tokengate::http::{app, AppOptions, AppState};
 use tokengate::policy::Catalogue;
@@ -21,6 +22,18 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: PgPool,
     pub state: AppState,
+    key: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestApp {
+    /// Stops the server and the listener, so their connections close before `#[sqlx::test]`
+    /// drops the test database (PostgreSQL waits for open sessions otherwise).
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -86,34 +99,69 @@ impl Caller {
 
 impl TestApp {
     pub async fn spawn(db: PgPool) -> TestApp {
-        let key = HashKey::from_base64(&HashKey::generate_base64()).expect("key");
+        Self::spawn_with_key(db, HashKey::generate_base64()).await
+    }
+
+    /// A second replica: its own pool, caches and listener, on the same database and key.
+    pub async fn replica(&self) -> TestApp {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(5)
+            .connect_lazy_with((*self.db.connect_options()).clone());
+        Self::spawn_with_key(pool, self.key.clone()).await
+    }
+
+    async fn spawn_with_key(db: PgPool, key: String) -> TestApp {
+        let hash_key = HashKey::from_base64(&key).expect("key");
         let hasher = PasswordHasher::new(2).expect("hasher");
         let state = AppState::new(
             db.clone(),
-            key,
+            hash_key,
             hasher,
             Catalogue::builtin(),
             Duration::from_secs(3600),
+            CacheConfig::default(),
         );
+        // The cache-invalidation listener on its own connection, as in `serve`.
+        let listener_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*db.connect_options()).clone());
+        let listener = tokio::spawn(listener::run(listener_pool, state.caches.clone()));
         let router = app(state.clone(), &AppOptions::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
+        let addr = tcp.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
             axum::serve(
-                listener,
+                tcp,
                 router.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .await
             .expect("serve");
         });
+        // Start like `serve` does: once the listener is up, caches are in use.
+        for _ in 0..500 {
+            if state.caches.is_enabled() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(state.caches.is_enabled(), "listener did not connect");
         TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             db,
             state,
+            key,
+            tasks: vec![listener, server],
         }
+    }
+
+    /// Changes rows behind the service's back (as time passing would), and drops this
+    /// process's caches as the matching API write would.
+    pub async fn sql(&self, statement: &str) {
+        sqlx::query(statement).execute(&self.db).await.expect("sql");
+        self.state.caches.invalidate(Invalidation::All);
     }
 
     pub async fn raw(

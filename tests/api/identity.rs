@@ -164,10 +164,8 @@ async fn naming_an_organization_one_is_not_a_member_of_is_forbidden(db: PgPool) 
 async fn an_expired_session_is_unauthorized(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let (_, owner) = app.owner().await;
-    sqlx::query("update sessions set expires_at = now() - interval '1 second'")
-        .execute(&app.db)
-        .await
-        .expect("expire");
+    app.sql("update sessions set expires_at = now() - interval '1 second'")
+        .await;
     app.get("/api/v1/auth/whoami", &owner)
         .await
         .assert_error(401, "Unauthorized");

@@ -6,4 +6,5 @@ mod envelope;
 mod helpers;
 mod iam;
 mod identity;
+mod replicas;
 mod tokens;

@@ -522,11 +522,10 @@ async fn expired_tokens_are_forbidden_and_past_expiry_is_refused(db: PgPool) {
         )
         .await;
     app.get("/api/v1/auth/whoami", &token).await.assert(200);
-    sqlx::query("update access_tokens set expires_at = now() - interval '1 second' where id = $1")
-        .bind(id)
-        .execute(&app.db)
-        .await
-        .expect("expire");
+    app.sql(&format!(
+        "update access_tokens set expires_at = now() - interval '1 second' where id = '{id}'"
+    ))
+    .await;
     assert_eq!(
         app.get("/api/v1/auth/whoami", &token).await.body,
         forbidden_body()
@@ -562,12 +561,8 @@ async fn rotation_kills_the_old_secret_unless_a_grace_is_asked(db: PgPool) {
     };
     app.get("/api/v1/auth/whoami", &new).await.assert(200);
     app.get("/api/v1/auth/whoami", &newest).await.assert(200);
-    sqlx::query(
-        "update access_tokens set previous_secret_expires_at = now() - interval '1 second'",
-    )
-    .execute(&app.db)
-    .await
-    .expect("end grace");
+    app.sql("update access_tokens set previous_secret_expires_at = now() - interval '1 second'")
+        .await;
     app.get("/api/v1/auth/whoami", &new)
         .await
         .assert_error(401, "Unauthorized");

@@ -1,0 +1,390 @@
+//! Per-process verification caches (SPEC §7): digest → token, and (organization, member) → live
+//! permissions. Revocation stays immediate because every write that can change a verdict
+//! invalidates this process's entries before its response is sent and `NOTIFY`s the other
+//! replicas in the same transaction; while the `LISTEN` connection is down the caches are
+//! bypassed.
+//!
+//! A read that misses records the invalidation generation before it queries, and only inserts
+//! what it read if no invalidation happened meanwhile: a slow read can never put back a verdict
+//! that a concurrent write has already revoked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::credential::Digest;
+use crate::db::identity::UserView;
+use crate::policy::Statement;
+
+/// What evaluation needs of a token, parsed once.
+#[derive(Debug)]
+pub struct CachedToken {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub personal: bool,
+    pub active: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the digest is a rotated-out secret: the end of its grace period.
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    pub creator: UserView,
+    /// Frozen layers, then the scope: everything but the owner's live layer.
+    pub bounds: Vec<Arc<Vec<Statement>>>,
+}
+
+/// A member's live permissions in one organization.
+#[derive(Debug)]
+pub struct LiveEntry {
+    pub is_member: bool,
+    pub statements: Arc<Vec<Statement>>,
+}
+
+#[derive(Debug, Clone)]
+enum TokenSlot {
+    Known(Arc<CachedToken>),
+    /// A well-formed digest that matched no token, remembered briefly.
+    Unknown,
+}
+
+/// What a write changed, as sent between replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// A token's status, name, secret or existence.
+    Token(Uuid),
+    /// Policies, links or memberships of an organization: live permissions, and the status of
+    /// personal tokens of removed members.
+    Organization(Uuid),
+    /// Everything (the listener reconnected and may have missed messages).
+    All,
+}
+
+impl Invalidation {
+    pub const CHANNEL: &'static str = "tokengate_invalidation";
+
+    pub fn payload(&self) -> String {
+        match self {
+            Invalidation::Token(id) => format!("t:{id}"),
+            Invalidation::Organization(id) => format!("o:{id}"),
+            Invalidation::All => "*".to_owned(),
+        }
+    }
+
+    /// Unknown payloads mean "everything": a newer replica may speak a richer language.
+    pub fn parse(payload: &str) -> Invalidation {
+        let parsed = match payload.split_once(':') {
+            Some(("t", id)) => id.parse().ok().map(Invalidation::Token),
+            Some(("o", id)) => id.parse().ok().map(Invalidation::Organization),
+            _ => None,
+        };
+        parsed.unwrap_or(Invalidation::All)
+    }
+}
+
+/// (organization, member).
+type MemberKey = (Uuid, Uuid);
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    /// Safety net for missed notifications.
+    pub ttl: Duration,
+    /// How long an unknown digest is remembered.
+    pub negative_ttl: Duration,
+    /// Entries per cache; 0 disables caching.
+    pub max_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(2),
+            max_entries: 100_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Caches {
+    config: CacheConfig,
+    tokens: RwLock<HashMap<Digest, (Instant, TokenSlot)>>,
+    live: RwLock<HashMap<MemberKey, (Instant, Arc<LiveEntry>)>>,
+    generation: AtomicU64,
+    /// False until the listener is connected, and whenever it is not.
+    enabled: AtomicBool,
+    /// How many times the listener lost its connection (for tests and metrics).
+    listener_losses: AtomicU64,
+}
+
+/// A token lookup's outcome.
+pub enum TokenLookup {
+    Hit(Arc<CachedToken>),
+    KnownUnknown,
+    Miss,
+}
+
+impl Caches {
+    pub fn new(config: CacheConfig) -> Self {
+        Caches {
+            config,
+            tokens: RwLock::new(HashMap::new()),
+            live: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            enabled: AtomicBool::new(false),
+            listener_losses: AtomicU64::new(0),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.config.max_entries > 0 && self.enabled.load(Ordering::Acquire)
+    }
+
+    /// Read before querying; pass to `insert_*` afterwards.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn token(&self, digest: &Digest) -> TokenLookup {
+        if !self.active() {
+            return TokenLookup::Miss;
+        }
+        let Ok(tokens) = self.tokens.read() else {
+            return TokenLookup::Miss;
+        };
+        match tokens.get(digest) {
+            Some((at, TokenSlot::Known(token))) if at.elapsed() < self.config.ttl => {
+                TokenLookup::Hit(token.clone())
+            }
+            Some((at, TokenSlot::Unknown)) if at.elapsed() < self.config.negative_ttl => {
+                TokenLookup::KnownUnknown
+            }
+            _ => TokenLookup::Miss,
+        }
+    }
+
+    pub fn live(&self, organization_id: Uuid, user_id: Uuid) -> Option<Arc<LiveEntry>> {
+        if !self.active() {
+            return None;
+        }
+        let live = self.live.read().ok()?;
+        match live.get(&(organization_id, user_id)) {
+            Some((at, entry)) if at.elapsed() < self.config.ttl => Some(entry.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn insert_token(&self, generation: u64, digest: Digest, token: Option<Arc<CachedToken>>) {
+        let slot = match token {
+            Some(token) => TokenSlot::Known(token),
+            None => TokenSlot::Unknown,
+        };
+        self.insert(&self.tokens, generation, digest, slot);
+    }
+
+    pub fn insert_live(
+        &self,
+        generation: u64,
+        organization_id: Uuid,
+        user_id: Uuid,
+        entry: Arc<LiveEntry>,
+    ) {
+        self.insert(&self.live, generation, (organization_id, user_id), entry);
+    }
+
+    fn insert<K: Eq + std::hash::Hash, V>(
+        &self,
+        map: &RwLock<HashMap<K, (Instant, V)>>,
+        generation: u64,
+        key: K,
+        value: V,
+    ) {
+        if !self.active() {
+            return;
+        }
+        let Ok(mut map) = map.write() else {
+            return;
+        };
+        // Checked under the write lock: invalidations bump the generation before they take it.
+        if self.generation() != generation {
+            return;
+        }
+        if map.len() >= self.config.max_entries && !map.contains_key(&key) {
+            let ttl = self.config.ttl;
+            map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= self.config.max_entries {
+                map.clear();
+            }
+        }
+        map.insert(key, (Instant::now(), value));
+    }
+
+    /// Drops every entry the change can affect. Call after the writing transaction commits.
+    pub fn invalidate(&self, what: Invalidation) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut tokens) = self.tokens.write() {
+            match what {
+                Invalidation::Token(id) => tokens.retain(|_, (_, slot)| match slot {
+                    TokenSlot::Known(t) => t.id != id,
+                    // A rotation or creation makes a new digest known: forget every "unknown".
+                    TokenSlot::Unknown => false,
+                }),
+                Invalidation::Organization(org) => tokens.retain(|_, (_, slot)| match slot {
+                    TokenSlot::Known(t) => t.organization_id != org,
+                    TokenSlot::Unknown => true,
+                }),
+                Invalidation::All => tokens.clear(),
+            }
+        }
+        if let Ok(mut live) = self.live.write() {
+            match what {
+                Invalidation::Token(_) => {}
+                Invalidation::Organization(org) => live.retain(|(o, _), _| *o != org),
+                Invalidation::All => live.clear(),
+            }
+        }
+    }
+
+    /// The listener is up (true) or down (false); either way, start from empty caches.
+    pub fn set_enabled(&self, enabled: bool) {
+        if !enabled && self.enabled.swap(false, Ordering::AcqRel) {
+            self.listener_losses.fetch_add(1, Ordering::AcqRel);
+        }
+        self.invalidate(Invalidation::All);
+        if enabled {
+            self.enabled.store(true, Ordering::Release);
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
+    }
+
+    /// How many times a connected listener lost its connection.
+    pub fn listener_losses(&self) -> u64 {
+        self.listener_losses.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: Uuid, org: Uuid) -> Arc<CachedToken> {
+        Arc::new(CachedToken {
+            id,
+            organization_id: org,
+            personal: false,
+            active: true,
+            expires_at: None,
+            grace_ends_at: None,
+            creator: UserView {
+                id: Uuid::nil(),
+                email: String::new(),
+                name: String::new(),
+            },
+            bounds: Vec::new(),
+        })
+    }
+
+    fn enabled() -> Caches {
+        let caches = Caches::new(CacheConfig::default());
+        caches.set_enabled(true);
+        caches
+    }
+
+    #[test]
+    fn nothing_is_cached_while_the_listener_is_down() {
+        let caches = Caches::new(CacheConfig::default());
+        let g = caches.generation();
+        caches.insert_token(
+            g,
+            Digest([1; 32]),
+            Some(token(Uuid::new_v4(), Uuid::new_v4())),
+        );
+        assert!(matches!(caches.token(&Digest([1; 32])), TokenLookup::Miss));
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_inserted() {
+        let caches = enabled();
+        let id = Uuid::new_v4();
+        let g = caches.generation();
+        caches.invalidate(Invalidation::Token(id));
+        caches.insert_token(g, Digest([2; 32]), Some(token(id, Uuid::new_v4())));
+        assert!(matches!(caches.token(&Digest([2; 32])), TokenLookup::Miss));
+    }
+
+    #[test]
+    fn invalidation_drops_the_token_and_forgets_unknown_digests() {
+        let caches = enabled();
+        let (id, org) = (Uuid::new_v4(), Uuid::new_v4());
+        let g = caches.generation();
+        caches.insert_token(g, Digest([3; 32]), Some(token(id, org)));
+        caches.insert_token(g, Digest([4; 32]), None);
+        assert!(matches!(
+            caches.token(&Digest([3; 32])),
+            TokenLookup::Hit(_)
+        ));
+        assert!(matches!(
+            caches.token(&Digest([4; 32])),
+            TokenLookup::KnownUnknown
+        ));
+        caches.invalidate(Invalidation::Token(id));
+        assert!(matches!(caches.token(&Digest([3; 32])), TokenLookup::Miss));
+        assert!(matches!(caches.token(&Digest([4; 32])), TokenLookup::Miss));
+    }
+
+    #[test]
+    fn organization_invalidation_drops_its_tokens_and_live_permissions_only() {
+        let caches = enabled();
+        let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let user = Uuid::new_v4();
+        let g = caches.generation();
+        caches.insert_token(g, Digest([5; 32]), Some(token(Uuid::new_v4(), org)));
+        caches.insert_token(g, Digest([6; 32]), Some(token(Uuid::new_v4(), other)));
+        let entry = Arc::new(LiveEntry {
+            is_member: true,
+            statements: Arc::new(Vec::new()),
+        });
+        caches.insert_live(g, org, user, entry.clone());
+        caches.insert_live(g, other, user, entry);
+        caches.invalidate(Invalidation::Organization(org));
+        assert!(matches!(caches.token(&Digest([5; 32])), TokenLookup::Miss));
+        assert!(matches!(
+            caches.token(&Digest([6; 32])),
+            TokenLookup::Hit(_)
+        ));
+        assert!(caches.live(org, user).is_none());
+        assert!(caches.live(other, user).is_some());
+    }
+
+    #[test]
+    fn entries_are_bounded() {
+        let caches = Caches::new(CacheConfig {
+            max_entries: 2,
+            ..CacheConfig::default()
+        });
+        caches.set_enabled(true);
+        let g = caches.generation();
+        for i in 0..5u8 {
+            caches.insert_token(g, Digest([i; 32]), None);
+        }
+        let len = caches.tokens.read().map(|t| t.len()).unwrap_or(usize::MAX);
+        assert!(len <= 2);
+    }
+
+    #[test]
+    fn payloads_round_trip_and_unknown_ones_mean_everything() {
+        let id = Uuid::new_v4();
+        for inv in [
+            Invalidation::Token(id),
+            Invalidation::Organization(id),
+            Invalidation::All,
+        ] {
+            assert_eq!(Invalidation::parse(&inv.payload()), inv);
+        }
+        assert_eq!(Invalidation::parse("x:garbage"), Invalidation::All);
+    }
+}

@@ -1,0 +1,209 @@
+//! Two replicas (separate pools, caches and listeners) on one database: a revocation on one is
+//! honoured by the other, also after the listener's connection is killed.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::{forbidden_body, Caller, Resp, TestApp};
+use tokengate::policy::DEVELOPER_POLICY_ID;
+
+const FLAG: &str = "project/web:env/prod:flag/dark-mode";
+
+/// Polls `probe` until it returns the expected status, for at most five seconds; returns the
+/// last response. Propagation takes milliseconds; the bound only keeps a failure from hanging.
+async fn settles(app: &TestApp, caller: &Caller, status: u16) -> Resp {
+    let mut last = app.forward(caller, "ManageFeatureFlag", FLAG).await;
+    for _ in 0..100 {
+        if last.status == status {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        last = app.forward(caller, "ManageFeatureFlag", FLAG).await;
+    }
+    last
+}
+
+async fn setup(a: &TestApp) -> (Caller, Caller, Caller, Caller) {
+    let (_, owner) = a.owner().await;
+    let dev = a
+        .member(&owner, "dev@example.test", &[DEVELOPER_POLICY_ID])
+        .await;
+    let (_, personal) = a
+        .token(&dev, json!({ "name": "p", "type": "Personal" }))
+        .await;
+    let (_, service) = a
+        .token(
+            &dev,
+            json!({ "name": "s", "type": "Service", "permissions": [{ "resourceType": "flag",
+                "effect": "allow", "actions": ["*"], "resources": ["project/*:env/*:flag/*"] }] }),
+        )
+        .await;
+    (owner, dev, personal, service)
+}
+
+#[sqlx::test]
+async fn deactivation_and_deletion_on_one_replica_reach_the_other(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (owner, _, personal, service) = setup(&a).await;
+    // B has both tokens cached.
+    b.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+    b.forward(&service, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+    let svc_id = b.get("/api/v1/auth/whoami", &service).await.data()["token"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    a.post(
+        &format!("/api/v1/access-tokens/{svc_id}/deactivate"),
+        &owner,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    assert_eq!(settles(&b, &service, 403).await.body, forbidden_body());
+    a.post(
+        &format!("/api/v1/access-tokens/{svc_id}/activate"),
+        &owner,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    settles(&b, &service, 200).await.assert(200);
+    a.delete(&format!("/api/v1/access-tokens/{svc_id}"), &owner)
+        .await
+        .assert(200);
+    settles(&b, &service, 401)
+        .await
+        .assert_error(401, "Unauthorized");
+    // The personal token was untouched throughout.
+    b.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+}
+
+#[sqlx::test]
+async fn a_policy_edit_on_one_replica_reaches_the_other(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (_, owner) = a.owner().await;
+    let policy = a
+        .post(
+            "/api/v1/policies",
+            &owner,
+            json!({ "name": "Flags", "statements": [
+                { "resourceType": "access-token", "effect": "allow",
+                  "actions": ["ManagePersonalAccessTokens"], "resources": ["access-token/*"] },
+                { "resourceType": "flag", "effect": "allow",
+                  "actions": ["ManageFeatureFlag"], "resources": ["project/*:env/*:flag/*"] }] }),
+        )
+        .await;
+    let policy_id = policy.data()["id"].as_str().expect("id").to_owned();
+    let dev = a
+        .member(
+            &owner,
+            "dev@example.test",
+            &[policy_id.parse().expect("uuid")],
+        )
+        .await;
+    let (_, personal) = a
+        .token(&dev, json!({ "name": "p", "type": "Personal" }))
+        .await;
+    b.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+    a.put(
+        &format!("/api/v1/policies/{policy_id}/statements"),
+        &owner,
+        Some(json!([{ "resourceType": "flag", "effect": "deny",
+                      "actions": ["*"], "resources": ["project/*:env/prod:flag/*"] }])),
+    )
+    .await
+    .assert(200);
+    assert_eq!(settles(&b, &personal, 403).await.body, forbidden_body());
+}
+
+#[sqlx::test]
+async fn a_member_removal_on_one_replica_reaches_the_other(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (owner, dev, personal, service) = setup(&a).await;
+    b.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+    a.delete(&format!("/api/v1/members/{}", dev.user_id), &owner)
+        .await
+        .assert(200);
+    assert_eq!(settles(&b, &personal, 403).await.body, forbidden_body());
+    b.forward(&service, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+}
+
+#[sqlx::test]
+async fn killing_the_listener_never_lets_a_stale_verdict_through(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (owner, _, _, service) = setup(&a).await;
+    let svc_id = b.get("/api/v1/auth/whoami", &service).await.data()["token"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    b.forward(&service, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+
+    for round in 0..2 {
+        let losses = b.state.caches.listener_losses();
+        for app in [&a, &b] {
+            for _ in 0..500 {
+                if app.state.caches.is_enabled() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        // Kill every LISTEN connection of this database: B's (and A's) listeners.
+        let killed: i64 = sqlx::query_scalar(
+            "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+             where datname = current_database() and query ilike 'listen%') k",
+        )
+        .fetch_one(&a.db)
+        .await
+        .expect("terminate");
+        let seen: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+            "select datname::text, query from pg_stat_activity where backend_type = 'client backend'",
+        )
+        .fetch_all(&a.db)
+        .await
+        .expect("activity");
+        assert!(killed >= 1, "no listener connection found: {seen:?}");
+        for _ in 0..200 {
+            if b.state.caches.listener_losses() > losses {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            b.state.caches.listener_losses() > losses,
+            "B did not notice"
+        );
+
+        // Whether B's listener is back yet or not, its next answer reflects the revocation.
+        let (path, expected) = if round == 0 {
+            (format!("/api/v1/access-tokens/{svc_id}/deactivate"), 403)
+        } else {
+            (format!("/api/v1/access-tokens/{svc_id}/activate"), 200)
+        };
+        a.post(&path, &owner, json!({})).await.assert(200);
+        b.forward(&service, "ManageFeatureFlag", FLAG)
+            .await
+            .assert(expected);
+    }
+}
