@@ -72,6 +72,26 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENGATE_CACHE_TTL", default_value_t = 30)]
     pub cache_ttl_secs: u64,
 
+    /// Failed authentications allowed per client IP and minute (then 429).
+    #[arg(long, env = "TOKENGATE_AUTH_FAILURES_PER_MINUTE", default_value_t = 60)]
+    pub auth_failures_per_minute: u32,
+
+    /// Burst of failed authentications allowed per client IP.
+    #[arg(long, env = "TOKENGATE_AUTH_FAILURE_BURST", default_value_t = 30)]
+    pub auth_failure_burst: u32,
+
+    /// Failed logins allowed per account and client IP in 15 minutes (then 429).
+    #[arg(long, env = "TOKENGATE_LOGIN_FAILURES", default_value_t = 10)]
+    pub login_failures: u32,
+
+    /// Seconds a client has to send a request's headers (slowloris protection).
+    #[arg(long, env = "TOKENGATE_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds in-flight requests get to finish after SIGTERM before the process exits.
+    #[arg(long, env = "TOKENGATE_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
     /// Address to listen on.
     #[arg(long, env = "TOKENGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -92,7 +112,7 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENGATE_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
-    /// How many argon2 hashes may run at once (default: the number of cores, at least 1).
+    /// How many argon2 hashes may run at once (default: half the cores, at least 1).
     #[arg(long, env = "TOKENGATE_MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<usize>,
 
@@ -121,6 +141,21 @@ impl ServeConfig {
         Duration::from_secs(self.request_timeout_secs)
     }
 
+    pub fn server_options(&self) -> crate::http::server::ServerOptions {
+        crate::http::server::ServerOptions {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            auth_failures_per_minute: self.auth_failures_per_minute,
+            auth_failure_burst: self.auth_failure_burst,
+            login_failures_per_15_minutes: self.login_failures,
+        }
+    }
+
     pub fn cache(&self) -> crate::auth::CacheConfig {
         crate::auth::CacheConfig {
             ttl: Duration::from_secs(self.cache_ttl_secs),
@@ -134,10 +169,12 @@ impl ServeConfig {
             .map(|d| Duration::from_secs(u64::from(d) * 86_400))
     }
 
+    /// Half the cores by default (at least one): a login storm may take those, never the rest,
+    /// which keep verifying tokens.
     pub fn max_concurrent_hashes(&self) -> usize {
         self.max_concurrent_hashes.unwrap_or_else(|| {
             std::thread::available_parallelism()
-                .map(|n| n.get())
+                .map(|n| (n.get() / 2).max(1))
                 .unwrap_or(1)
         })
     }

@@ -9,7 +9,7 @@
 //! that a concurrent write has already revoked.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,9 +30,11 @@ pub struct CachedToken {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the digest is a rotated-out secret: the end of its grace period.
     pub grace_ends_at: Option<DateTime<Utc>>,
-    pub creator: UserView,
+    pub creator: Arc<UserView>,
     /// Frozen layers, then the scope: everything but the owner's live layer.
     pub bounds: Vec<Arc<Vec<Statement>>>,
+    /// Unix second of the last `lastUsedAt` note, so a busy token is noted once a second.
+    pub last_noted: AtomicI64,
 }
 
 /// A member's live permissions in one organization.
@@ -116,6 +118,22 @@ pub struct Caches {
     enabled: AtomicBool,
     /// How many times the listener lost its connection (for tests and metrics).
     listener_losses: AtomicU64,
+    pub stats: CacheStats,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub token_hits: AtomicU64,
+    pub token_misses: AtomicU64,
+    /// Database round trips made by verification (token and live-permission lookups).
+    pub db_lookups: AtomicU64,
+}
+
+impl CacheStats {
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A token lookup's outcome.
@@ -134,6 +152,7 @@ impl Caches {
             generation: AtomicU64::new(0),
             enabled: AtomicBool::new(false),
             listener_losses: AtomicU64::new(0),
+            stats: CacheStats::default(),
         }
     }
 
@@ -279,12 +298,13 @@ mod tests {
             active: true,
             expires_at: None,
             grace_ends_at: None,
-            creator: UserView {
+            creator: Arc::new(UserView {
                 id: Uuid::nil(),
                 email: String::new(),
                 name: String::new(),
-            },
+            }),
             bounds: Vec::new(),
+            last_noted: AtomicI64::new(0),
         })
     }
 

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod last_used;
 pub mod listener;
 mod principal;
+pub mod rate_limit;
 pub mod tokens;
 
 pub use cache::{CacheConfig, Caches, Invalidation};

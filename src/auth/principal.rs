@@ -15,7 +15,7 @@ use crate::credential::{Credential, CredentialKind};
 use crate::db::audit::Actor;
 use crate::db::iam;
 use crate::db::identity::{self, SessionUser, UserView};
-use crate::http::{ApiError, AppState};
+use crate::http::{client_ip, ApiError, AppState};
 use crate::policy::{layers_allow, Statement};
 
 /// FeatBit's name for the header a member session uses to pick an organization.
@@ -40,7 +40,7 @@ pub struct Principal {
     pub organization_id: Uuid,
     /// The member behind the call: the session's user, a personal token's owner, or the user who
     /// created a service token.
-    pub user: UserView,
+    pub user: Arc<UserView>,
     /// Every layer must allow an action (SPEC §2.3). Shared with the caches.
     pub layers: Vec<Arc<Vec<Statement>>>,
 }
@@ -97,6 +97,22 @@ pub struct CurrentSession {
     pub user: UserView,
 }
 
+/// A failed authentication takes from the client's bucket; once it is empty, failures answer
+/// 429 with `Retry-After` instead of 401. Successful requests never count.
+fn limit_failures<T>(
+    state: &AppState,
+    parts: &Parts,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match result {
+        Err(ApiError::Unauthorized) => match state.auth_failures.fail(client_ip(parts)) {
+            Ok(()) => Err(ApiError::Unauthorized),
+            Err(retry_after_secs) => Err(ApiError::TooManyRequests { retry_after_secs }),
+        },
+        other => other,
+    }
+}
+
 impl FromRequestParts<AppState> for CurrentSession {
     type Rejection = ApiError;
 
@@ -104,6 +120,13 @@ impl FromRequestParts<AppState> for CurrentSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let result = Self::authenticate(parts, state).await;
+        limit_failures(state, parts, result)
+    }
+}
+
+impl CurrentSession {
+    async fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer_credential(&parts.headers)?;
         if credential.kind() != CredentialKind::WebSession {
             // Tokens act inside one organization; these routes belong to the person.
@@ -148,6 +171,13 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let result = Self::authenticate(parts, state).await;
+        limit_failures(state, parts, result)
+    }
+}
+
+impl Principal {
+    async fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer_credential(&parts.headers)?;
         let requested_org = organization_header(&parts.headers)?;
         match credential.kind() {
@@ -173,11 +203,11 @@ impl FromRequestParts<AppState> for Principal {
                         session_id: session.session_id,
                     },
                     organization_id,
-                    user: UserView {
+                    user: Arc::new(UserView {
                         id: session.user_id,
                         email: session.email,
                         name: session.name,
-                    },
+                    }),
                     layers: vec![live.statements.clone()],
                 })
             }
@@ -198,6 +228,7 @@ pub async fn live_permissions(
         return Ok(entry);
     }
     let generation = state.caches.generation();
+    crate::auth::cache::CacheStats::count(&state.caches.stats.db_lookups);
     let db = state.db.clone();
     // Detached from the request future, like the token lookup (see `tokens::load`).
     let (is_member, statements) =

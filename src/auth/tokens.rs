@@ -6,10 +6,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::cache::{CachedToken, LiveEntry, TokenLookup};
+use super::cache::{CacheStats, CachedToken, LiveEntry, TokenLookup};
 use super::{live_permissions, Principal, PrincipalKind};
 use crate::credential::{Credential, CredentialKind, Digest};
-use crate::db::iam::parse_statements;
 use crate::db::identity::UserView;
 use crate::db::tokens;
 use crate::http::{ApiError, AppState};
@@ -21,10 +20,20 @@ pub async fn principal(
     requested_org: Option<Uuid>,
 ) -> Result<Principal, ApiError> {
     let digest = state.hash_key.digest(credential);
+    let stats = &state.caches.stats;
     let token = match state.caches.token(&digest) {
-        TokenLookup::Hit(token) => token,
-        TokenLookup::KnownUnknown => return Err(ApiError::Unauthorized),
-        TokenLookup::Miss => load(state, digest).await?,
+        TokenLookup::Hit(token) => {
+            CacheStats::count(&stats.token_hits);
+            token
+        }
+        TokenLookup::KnownUnknown => {
+            CacheStats::count(&stats.token_hits);
+            return Err(ApiError::Unauthorized);
+        }
+        TokenLookup::Miss => {
+            CacheStats::count(&stats.token_misses);
+            load(state, digest).await?
+        }
     };
     let now = Utc::now();
     // The prefix is part of the secret, so a mismatch means a corrupted row: refuse it.
@@ -55,7 +64,15 @@ pub async fn principal(
         // A service token always has a scope; an empty list would deny anyway, but say so.
         return Err(ApiError::Forbidden);
     }
-    state.last_used.touch(token.id);
+    // Note the use at most once a second per token: no lock on the hot path otherwise.
+    let second = now.timestamp();
+    if token
+        .last_noted
+        .swap(second, std::sync::atomic::Ordering::Relaxed)
+        != second
+    {
+        state.last_used.touch(token.id);
+    }
     let kind = if token.personal {
         PrincipalKind::PersonalToken { token_id: token.id }
     } else {
@@ -73,6 +90,7 @@ pub async fn principal(
 /// unknown digest only briefly).
 async fn load(state: &AppState, digest: Digest) -> Result<Arc<CachedToken>, ApiError> {
     let generation = state.caches.generation();
+    CacheStats::count(&state.caches.stats.db_lookups);
     let db = state.db.clone();
     // Detached from the request: a client that disconnects mid-query must not make sqlx
     // close a pooled connection (which would churn reconnects under load).
@@ -85,17 +103,18 @@ async fn load(state: &AppState, digest: Digest) -> Result<Arc<CachedToken>, ApiE
     };
     let corrupt =
         |e: serde_json::Error| ApiError::Internal(anyhow::anyhow!("corrupt token row: {e}"));
-    let frozen: Vec<Vec<Statement>> = serde_json::from_value(row.ceiling).map_err(corrupt)?;
+    // JSON arrives as text and is parsed straight into statements: no intermediate values.
+    let frozen: Vec<Vec<Statement>> = serde_json::from_str(&row.ceiling).map_err(corrupt)?;
     let mut bounds: Vec<Arc<Vec<Statement>>> = frozen.into_iter().map(Arc::new).collect();
     if let Some(scope) = row.scope {
-        bounds.push(Arc::new(parse_statements(scope)?));
+        bounds.push(Arc::new(serde_json::from_str(&scope).map_err(corrupt)?));
     }
     let personal = row.kind == "Personal";
     if personal {
         // The same round trip brought the owner's live permissions: remember them too.
         let live = Arc::new(LiveEntry {
             is_member: row.owner_is_member,
-            statements: Arc::new(parse_statements(row.live_statements)?),
+            statements: Arc::new(serde_json::from_str(&row.live_statements).map_err(corrupt)?),
         });
         state
             .caches
@@ -108,12 +127,13 @@ async fn load(state: &AppState, digest: Digest) -> Result<Arc<CachedToken>, ApiE
         active: row.status == "Active",
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
-        creator: UserView {
+        creator: Arc::new(UserView {
             id: row.creator_id,
             name: row.creator_name,
             email: row.creator_email,
-        },
+        }),
         bounds,
+        last_noted: std::sync::atomic::AtomicI64::new(0),
     });
     state
         .caches

@@ -190,3 +190,47 @@ mod tests {
         assert!(shown.contains("redacted"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn kind() -> impl Strategy<Value = CredentialKind> {
+        prop_oneof![
+            Just(CredentialKind::PersonalToken),
+            Just(CredentialKind::ServiceToken),
+            Just(CredentialKind::WebSession),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_input(input in ".{0,80}") {
+            let _ = Credential::parse(&input);
+        }
+
+        #[test]
+        fn never_panics_on_near_misses(input in "tg[psw]_[0-9A-Za-z]{47,51}") {
+            let _ = Credential::parse(&input);
+        }
+
+        #[test]
+        fn any_single_character_change_is_rejected(kind in kind(), position in 0usize..CREDENTIAL_LEN, replacement in "[0-9A-Za-z_]") {
+            let credential = Credential::generate(kind);
+            let mut bytes = credential.expose().as_bytes().to_vec();
+            let replacement = replacement.as_bytes()[0];
+            prop_assume!(bytes[position] != replacement);
+            bytes[position] = replacement;
+            let mutated = String::from_utf8(bytes).expect("ascii");
+            prop_assert_eq!(Credential::parse(&mutated), Err(Malformed));
+        }
+
+        #[test]
+        fn generated_credentials_round_trip(kind in kind()) {
+            let credential = Credential::generate(kind);
+            prop_assert_eq!(Credential::parse(credential.expose()).map(|c| c.kind()), Ok(kind));
+        }
+    }
+}

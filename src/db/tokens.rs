@@ -314,14 +314,15 @@ pub struct VerifiedToken {
     pub creator_id: Uuid,
     pub creator_name: String,
     pub creator_email: String,
-    pub scope: Option<serde_json::Value>,
-    pub ceiling: serde_json::Value,
+    /// JSON text, parsed by the caller straight into statements.
+    pub scope: Option<String>,
+    pub ceiling: String,
     pub expires_at: Option<DateTime<Utc>>,
     /// Set when the digest is the previous secret of a rotation: the end of its grace period.
     pub grace_ends_at: Option<DateTime<Utc>>,
     pub owner_is_member: bool,
-    /// Empty for service tokens, whose power is frozen.
-    pub live_statements: serde_json::Value,
+    /// JSON text; empty for service tokens, whose power is frozen.
+    pub live_statements: String,
 }
 
 pub async fn by_digest(
@@ -331,7 +332,8 @@ pub async fn by_digest(
     sqlx::query_as!(
         VerifiedToken,
         r#"select t.id, t.organization_id, t.type as kind, t.status, t.creator_id,
-             u.name as creator_name, u.email as creator_email, t.scope, t.ceiling, t.expires_at,
+             u.name as creator_name, u.email as creator_email, t.scope::text as scope,
+             t.ceiling::text as "ceiling!", t.expires_at,
              case when t.secret_hash = $1 then null else t.previous_secret_expires_at end
                as grace_ends_at,
              exists(select 1 from memberships m
@@ -348,7 +350,7 @@ pub async fn by_digest(
                            join group_members gm on gm.group_id = gp.group_id
                            where gm.organization_id = t.organization_id and gm.user_id = t.creator_id)),
                         '[]'::jsonb)
-             else '[]'::jsonb end as "live_statements!"
+             else '[]'::jsonb end::text as "live_statements!"
            from access_tokens t join users u on u.id = t.creator_id
            where t.secret_hash = $1
               or (t.previous_secret_hash = $1 and t.previous_secret_expires_at > now())"#,

@@ -52,7 +52,7 @@ async fn whoami(State(state): State<AppState>, principal: Principal) -> ApiResul
         token,
         principal: principal.kind,
         organization_id: principal.organization_id,
-        user: principal.user,
+        user: (*principal.user).clone(),
         layers: principal.layers,
     }))
 }

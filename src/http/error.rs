@@ -122,13 +122,33 @@ pub fn error_response(status: StatusCode, errors: Vec<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
+const UNAUTHORIZED_BODY: &str = r#"{"success":false,"errors":["Unauthorized"],"data":null}"#;
+const FORBIDDEN_BODY: &str = r#"{"success":false,"errors":["Forbidden"],"data":null}"#;
+
+fn static_error(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(e) = &self {
             // Internals go to the log, never to the client.
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
-        let mut response = error_response(self.status(), self.codes());
+        let mut response = match &self {
+            // The hot refusals: bodies written once, not serialised per request.
+            ApiError::Unauthorized => static_error(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY),
+            ApiError::Forbidden => static_error(StatusCode::FORBIDDEN, FORBIDDEN_BODY),
+            _ => error_response(self.status(), self.codes()),
+        };
         match self {
             ApiError::Unauthorized | ApiError::UnauthorizedWith(_) => {
                 response
@@ -175,6 +195,26 @@ impl From<sqlx::Error> for ApiError {
                 ApiError::ServiceUnavailable
             }
             _ => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_bodies_match_the_envelope() {
+        for (error, body) in [
+            (ApiError::Unauthorized, UNAUTHORIZED_BODY),
+            (ApiError::Forbidden, FORBIDDEN_BODY),
+        ] {
+            let envelope: Envelope<()> = Envelope {
+                success: false,
+                errors: error.codes(),
+                data: None,
+            };
+            assert_eq!(serde_json::to_string(&envelope).expect("json"), body);
         }
     }
 }

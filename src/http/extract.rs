@@ -65,6 +65,10 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The common case, fast; the slower path-tracking parse only runs to explain an error.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -181,6 +185,16 @@ where
 
 fn form_urlencoded_parse(input: &[u8]) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(input)
+}
+
+/// The peer address of the connection. (Behind a proxy this is the proxy: rate limits then
+/// apply to it as a whole; put the limits in the proxy or keep them generous.)
+pub fn client_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
 /// Default page size when the client names none.

@@ -4,6 +4,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -13,6 +15,52 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(live))
         .routes(routes!(ready))
+        .routes(routes!(metrics))
+}
+
+/// Prometheus text: verification cache and database pool counters.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    use std::fmt::Write;
+    let stats = &state.caches.stats;
+    let mut out = String::with_capacity(1024);
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        );
+    };
+    counter(
+        "tokengate_token_cache_hits_total",
+        "Token verifications answered from the cache.",
+        stats.token_hits.load(Ordering::Relaxed),
+    );
+    counter(
+        "tokengate_token_cache_misses_total",
+        "Token verifications that missed the cache.",
+        stats.token_misses.load(Ordering::Relaxed),
+    );
+    counter(
+        "tokengate_verification_db_lookups_total",
+        "Database round trips made by verification.",
+        stats.db_lookups.load(Ordering::Relaxed),
+    );
+    counter(
+        "tokengate_listener_losses_total",
+        "Times the cache-invalidation listener lost its connection.",
+        state.caches.listener_losses(),
+    );
+    let _ = write!(
+        out,
+        "# HELP tokengate_cache_enabled Whether the verification caches are in use.\n\
+         # TYPE tokengate_cache_enabled gauge\ntokengate_cache_enabled {}\n\
+         # HELP tokengate_db_pool_connections Open database connections.\n\
+         # TYPE tokengate_db_pool_connections gauge\ntokengate_db_pool_connections {}\n",
+        u8::from(state.caches.is_enabled()),
+        state.db.size(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 /// The process is up.

@@ -1,6 +1,8 @@
 //! Member login, logout, profile and password change.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,6 +47,7 @@ pub struct LoginResponse {
     responses((status = 200, body = LoginResponse), (status = 401, description = "EmailPasswordMismatch")))]
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Data<LoginResponse>> {
     let email = body.email.trim();
@@ -60,11 +63,19 @@ async fn login(
     if PasswordHasher::check_policy(&body.password) == Err(PasswordPolicyError::TooLong) {
         return Err(ApiError::bad_request("password_is_invalid"));
     }
+    // Brute force is refused before any hashing; other accounts and addresses are unaffected.
+    let limit_key = (email.to_lowercase(), peer.ip());
+    if let Err(retry_after_secs) = state.login_failures.check(&limit_key) {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
     let user = identity::user_by_email(&state.db, email).await?;
     // An unknown email is verified against a dummy hash: same cost, same answer.
     let phc = user.as_ref().map(|u| u.password_hash.clone());
     let verified = state.hasher.verify(body.password, phc).await?;
     let Some(user) = user.filter(|_| verified) else {
+        if let Err(retry_after_secs) = state.login_failures.fail(limit_key) {
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
         return Err(ApiError::UnauthorizedWith("EmailPasswordMismatch"));
     };
     let credential = Credential::generate(CredentialKind::WebSession);

@@ -3,6 +3,8 @@
 mod access_tokens;
 mod audit;
 mod auth;
+#[cfg(feature = "bench")]
+mod bench;
 mod error;
 mod extract;
 mod groups;
@@ -13,7 +15,9 @@ mod openapi;
 mod organizations;
 mod permissions;
 mod policies;
+pub mod server;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +35,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{error_response, ApiError, ApiResult, Created, Data, Envelope};
-pub use extract::{page, ApiJson, ApiPath, ApiQuery, OptionalJson};
+pub use extract::{client_ip, page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{listener, CacheConfig, Caches, Invalidation, LastUsed};
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
@@ -40,6 +45,8 @@ use crate::policy::{ActionInfo, Catalogue};
 
 /// Request bodies larger than this are refused with 413 (SPEC §9).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// All request headers together (SPEC §4.2): more is refused with 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Names of tokens, policies, groups, organizations and members.
 pub const MAX_NAME_LEN: usize = 128;
 
@@ -57,6 +64,10 @@ pub struct Inner {
     pub migrated: AtomicBool,
     pub last_used: Arc<LastUsed>,
     pub caches: Arc<Caches>,
+    /// Failed authentications per client IP.
+    pub auth_failures: RateLimiter<IpAddr>,
+    /// Failed logins per account (lower-case email) and client IP.
+    pub login_failures: RateLimiter<(String, IpAddr)>,
     /// Organization-wide maximum token lifetime, if configured.
     pub max_token_lifetime: Option<Duration>,
 }
@@ -86,6 +97,8 @@ impl AppState {
             migrated: AtomicBool::new(true),
             last_used: Arc::new(LastUsed::default()),
             caches: Arc::new(Caches::new(cache)),
+            auth_failures: Limits::default().auth_failures(),
+            login_failures: Limits::default().login_failures(),
             max_token_lifetime: None,
         }))
     }
@@ -94,7 +107,52 @@ impl AppState {
 /// How often `lastUsedAt` values are written (SPEC §5.3 allows 60 s of staleness).
 const LAST_USED_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
 
+/// Rate limits on failures (SPEC §4.2 defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub auth_failures_per_minute: u32,
+    pub auth_failure_burst: u32,
+    pub login_failures_per_15_minutes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            auth_failures_per_minute: 60,
+            auth_failure_burst: 30,
+            login_failures_per_15_minutes: 10,
+        }
+    }
+}
+
+impl Limits {
+    fn auth_failures(&self) -> RateLimiter<IpAddr> {
+        RateLimiter::new(
+            self.auth_failures_per_minute,
+            Duration::from_secs(60),
+            self.auth_failure_burst,
+        )
+    }
+
+    fn login_failures(&self) -> RateLimiter<(String, IpAddr)> {
+        RateLimiter::new(
+            self.login_failures_per_15_minutes,
+            Duration::from_secs(15 * 60),
+            self.login_failures_per_15_minutes,
+        )
+    }
+}
+
 impl AppState {
+    /// Sets the failure rate limits. Only before the state is shared.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.auth_failures = limits.auth_failures();
+            inner.login_failures = limits.login_failures();
+        }
+        self
+    }
+
     /// Sets the organization-wide maximum token lifetime. Only before the state is shared.
     pub fn with_max_token_lifetime(mut self, max: Option<Duration>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
@@ -127,11 +185,14 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
     let openapi = Arc::new(openapi);
 
     let request_id = HeaderName::from_static("x-request-id");
+    #[cfg(feature = "bench")]
+    let api_router = api_router.merge(bench::router());
     let mut router = api_router
         .merge(openapi::router(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limit_header_size))
         .layer(middleware::from_fn(envelope_framework_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -210,6 +271,21 @@ async fn method_not_allowed() -> Response {
     )
 }
 
+async fn limit_header_size(request: Request, next: Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            vec!["RequestHeaderFieldsTooLarge".to_owned()],
+        );
+    }
+    next.run(request).await
+}
+
 /// Rejections produced outside our handlers (timeouts, body limits, ...) still get the envelope.
 async fn envelope_framework_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
@@ -284,7 +360,8 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
         config.session_ttl(),
         config.cache(),
     )
-    .with_max_token_lifetime(config.max_token_lifetime());
+    .with_max_token_lifetime(config.max_token_lifetime())
+    .with_limits(config.limits());
     let options = AppOptions {
         request_timeout: config.request_timeout(),
         cors_origins: config.cors_origins.clone(),
@@ -307,12 +384,7 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
     tokio::spawn(last_used.clone().run(db.clone(), LAST_USED_FLUSH_INTERVAL));
     tokio::spawn(migrate_until_done(state.clone()));
     let app = app(state, &options);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    server::run(listener, app, config.server_options(), shutdown_signal()).await;
     if let Err(e) = last_used.flush(&db).await {
         tracing::warn!(error = %e, "could not record lastUsedAt at shutdown");
     }

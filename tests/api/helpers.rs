@@ -2,7 +2,6 @@
 //! steps of a scenario.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -10,6 +9,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokengate::auth::{listener, CacheConfig, Invalidation};
 use tokengate::credential::{HashKey, PasswordHasher};
+use tokengate::http::server::{self, ServerOptions};
 use tokengate::http::{app, AppOptions, AppState};
 use tokengate::policy::Catalogue;
 use uuid::Uuid;
@@ -131,14 +131,13 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = tcp.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            axum::serve(
-                tcp,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
-        });
+        // The same server loop as `serve`, until the test ends.
+        let server = tokio::spawn(server::run(
+            tcp,
+            router,
+            ServerOptions::default(),
+            std::future::pending(),
+        ));
         // Start like `serve` does: once the listener is up, caches are in use.
         for _ in 0..500 {
             if state.caches.is_enabled() {

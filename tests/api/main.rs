@@ -6,5 +6,7 @@ mod envelope;
 mod helpers;
 mod iam;
 mod identity;
+mod limits;
+mod process;
 mod replicas;
 mod tokens;

@@ -1,0 +1,28 @@
+//! Benchmark-only routes, compiled with `--features bench` and never in a production build:
+//! the baselines `bench/` measures tokengate against.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+
+use super::{ApiError, ApiResult, AppState, Data};
+use crate::auth::bearer_credential;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/bench/select", get(select))
+}
+
+/// The cost floor of a cache miss: parse + HMAC the bearer, then one indexed one-row SELECT
+/// through sqlx, awaited in the request as a plain handler would.
+async fn select(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Data<bool>> {
+    let credential = bearer_credential(&headers)?;
+    let digest = state.hash_key.digest(&credential);
+    let found = sqlx::query_scalar!(
+        "select id from access_tokens where secret_hash = $1",
+        digest.as_bytes()
+    )
+    .fetch_optional(&state.db)
+    .await?;
+    found.map(|_| Data(true)).ok_or(ApiError::Unauthorized)
+}
