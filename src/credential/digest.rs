@@ -9,8 +9,9 @@ use sha2::Sha256;
 use super::Credential;
 
 /// The server's HMAC key (`TOKENGATE_HASH_KEY`): at least 32 bytes. `Debug` never prints it.
+/// Kept as a keyed HMAC state, so each digest starts from the precomputed key pads.
 #[derive(Clone)]
-pub struct HashKey(Vec<u8>);
+pub struct HashKey(Hmac<Sha256>);
 
 pub const MIN_KEY_BYTES: usize = 32;
 
@@ -25,7 +26,10 @@ impl HashKey {
                 bytes.len()
             ));
         }
-        Ok(HashKey(bytes))
+        // HMAC accepts keys of any length, so this cannot fail for a 32-byte key.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&bytes)
+            .map_err(|_| "TOKENGATE_HASH_KEY cannot key HMAC-SHA256".to_owned())?;
+        Ok(HashKey(mac))
     }
 
     /// A fresh random key, base64 encoded, for `tokengate gen-key`.
@@ -37,9 +41,7 @@ impl HashKey {
     }
 
     pub fn digest(&self, credential: &Credential) -> Digest {
-        // new_from_slice only fails for zero-length keys on some MACs; HMAC accepts any length.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.0.clone();
         mac.update(credential.expose().as_bytes());
         Digest(mac.finalize().into_bytes().into())
     }

@@ -113,8 +113,10 @@ async fn locked_token(
         .ok_or(ApiError::NotFound)
 }
 
-async fn view(state: &AppState, org: Uuid, id: Uuid) -> ApiResult<TokenView> {
-    tokens::get(&state.db, org, id, false)
+/// The token as this transaction leaves it: read before commit, so a concurrent delete cannot
+/// turn a write that happened into a 404.
+async fn view(tx: &mut Transaction<'_, Postgres>, org: Uuid, id: Uuid) -> ApiResult<TokenView> {
+    tokens::get(&mut **tx, org, id, false)
         .await?
         .map(TokenRow::view)
         .ok_or(ApiError::NotFound)
@@ -382,9 +384,10 @@ async fn create(
         json!({ "name": name, "type": body.kind, "permissions": scope_json, "expiresAt": expires_at }),
     )
     .await?;
+    let view = view(&mut tx, org, id).await?;
     commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
     Ok(Created(CreatedToken {
-        view: view(&state, org, id).await?,
+        view,
         token: credential.expose().to_owned(),
     }))
 }
@@ -434,8 +437,9 @@ async fn rename(
         )
         .await?;
     }
+    let view = view(&mut tx, org, id).await?;
     commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
-    Ok(Data(view(&state, org, id).await?))
+    Ok(Data(view))
 }
 
 /// Sets the status inside the transaction, with the audit event; no-op if already there.
@@ -488,8 +492,9 @@ async fn change_status(
         authorize_revoke(principal, &token)?;
     }
     set_status(&mut tx, principal, &token, active).await?;
+    let view = view(&mut tx, principal.organization_id, id).await?;
     commit_invalidating(state, tx, Invalidation::Token(id)).await?;
-    Ok(Data(view(state, principal.organization_id, id).await?))
+    Ok(Data(view))
 }
 
 /// FeatBit's toggle: Active ↔ Inactive. Returns the new view.
@@ -578,9 +583,10 @@ async fn rotate(
         json!({ "oldTokenExpiresAt": old_expires_at, "hint": { "before": token.hint, "after": credential.hint() } }),
     )
     .await?;
+    let view = view(&mut tx, org, id).await?;
     commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
     Ok(Data(CreatedToken {
-        view: view(&state, org, id).await?,
+        view,
         token: credential.expose().to_owned(),
     }))
 }

@@ -103,10 +103,10 @@ async fn create(
         json!({ "name": name }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
-    let group = iam::group(&state.db, org, id)
+    let group = iam::group(&mut *tx, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Created(group))
 }
 

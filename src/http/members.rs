@@ -155,10 +155,10 @@ async fn add(
         json!({ "email": email, "policyIds": policy_ids }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
-    let member = iam::member(&state.db, org, user_id)
+    let member = iam::member(&mut *tx, org, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Created(member))
 }
 

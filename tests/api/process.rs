@@ -246,7 +246,8 @@ async fn slowloris_connections_are_closed_while_normal_clients_are_served(db: Pg
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
     assert!(read.is_ok(), "the stalled connection was never closed");
-    let live = client
+    // The timeout also ends idle keep-alive connections, so ask on a new one.
+    let live = reqwest::Client::new()
         .get(process.url("/health/live"))
         .send()
         .await
