@@ -19,6 +19,7 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
+    && mkdir -p tests/api && touch tests/api/main.rs \
     && cargo build --release --locked \
     && rm -rf src
 

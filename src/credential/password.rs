@@ -68,6 +68,26 @@ pub fn check_policy(password: &str) -> Result<(), PasswordPolicyError> {
     }
 }
 
+/// Hashing threads run at a lower scheduling priority (nice 10) than the async workers: when
+/// both want the CPU, token verification wins and a login storm only slows logins down.
+/// Done once per blocking-pool thread; failure (e.g. a sandbox forbidding it) is harmless.
+fn lower_this_threads_priority() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    LOWERED.with(|lowered| {
+        if !lowered.replace(true) {
+            #[cfg(target_os = "linux")]
+            // SAFETY: setpriority takes plain integers and touches no memory of ours. On Linux,
+            // PRIO_PROCESS with `who = 0` applies to the calling thread only.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            }
+        }
+    });
+}
+
 impl PasswordHasher {
     /// `max_concurrent` hashes run at once; argon2 throughput halves beyond the core count.
     pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
@@ -84,7 +104,11 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
         let _permit = self.permits.acquire().await?;
-        tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+        tokio::task::spawn_blocking(move || {
+            lower_this_threads_priority();
+            hash_blocking(&password)
+        })
+        .await?
     }
 
     /// Verifies `password` against `phc`, or against a dummy hash when there is no user, so an
@@ -93,7 +117,11 @@ impl PasswordHasher {
         let _permit = self.permits.acquire().await?;
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &phc)).await?;
+        let ok = tokio::task::spawn_blocking(move || {
+            lower_this_threads_priority();
+            verify_blocking(&password, &phc)
+        })
+        .await?;
         Ok(known && ok)
     }
 }
