@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data, OptionalJson,
+    AppState, Created, Data, OptionalJson, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::{Principal, PrincipalKind};
@@ -124,13 +124,6 @@ async fn view(tx: &mut Transaction<'_, Postgres>, org: Uuid, id: Uuid) -> ApiRes
 
 // ---- list and read ----
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PagedTokens {
-    pub total_count: i64,
-    pub items: Vec<TokenView>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -149,19 +142,19 @@ pub struct ListQuery {
 
 /// Tokens of the organization, newest first. Without `ListAccessTokens`, only the caller's own.
 #[utoipa::path(get, path = "/access-tokens", tag = "access-tokens", params(ListQuery),
-    responses((status = 200, body = PagedTokens)))]
+    responses((status = 200, body = Paged<TokenView>)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Data<PagedTokens>> {
+) -> ApiResult<Data<Paged<TokenView>>> {
     let page = page(query.page_index, query.page_size)?;
     let like = contains_pattern(query.name.as_deref());
     let creator_id = if principal.allows(LIST, ALL_TOKENS) {
         query.creator_id
     } else if query.creator_id.is_some_and(|c| c != principal.user.id) {
         // Asking for someone else's tokens without the right to: an empty page, not an error.
-        return Ok(Data(PagedTokens {
+        return Ok(Data(Paged {
             total_count: 0,
             items: Vec::new(),
         }));
@@ -179,7 +172,7 @@ async fn list(
     };
     let (total_count, rows) =
         tokens::list(&state.db, principal.organization_id, &filter, page).await?;
-    Ok(Data(PagedTokens {
+    Ok(Data(Paged {
         total_count,
         items: rows.into_iter().map(TokenRow::view).collect(),
     }))

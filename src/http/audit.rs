@@ -1,25 +1,18 @@
 //! Reading the audit log.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{page, ApiError, ApiQuery, ApiResult, AppState, Data};
+use super::{page, ApiError, ApiQuery, ApiResult, AppState, Data, Paged};
 use crate::auth::Principal;
 use crate::db::audit::{self, AuditEventView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PagedAuditEvents {
-    pub total_count: i64,
-    pub items: Vec<AuditEventView>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -35,12 +28,12 @@ pub struct ListQuery {
 
 /// Token and IAM events, newest first. Needs `ListAccessTokens` or `CanManageIAM`.
 #[utoipa::path(get, path = "/audit-logs", tag = "audit", params(ListQuery),
-    responses((status = 200, body = PagedAuditEvents)))]
+    responses((status = 200, body = Paged<AuditEventView>)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Data<PagedAuditEvents>> {
+) -> ApiResult<Data<Paged<AuditEventView>>> {
     if !principal.allows("ListAccessTokens", "access-token/*")
         && !principal.allows("CanManageIAM", "iam/*")
     {
@@ -59,5 +52,5 @@ async fn list(
         page,
     )
     .await?;
-    Ok(Data(PagedAuditEvents { total_count, items }))
+    Ok(Data(Paged { total_count, items }))
 }

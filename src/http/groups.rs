@@ -1,7 +1,7 @@
 //! Groups: members share the policies attached to the group.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::members::require_iam;
 use super::{
     commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data,
+    AppState, Created, Data, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
@@ -26,13 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(attach_policy, detach_policy))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PagedGroups {
-    pub total_count: i64,
-    pub items: Vec<GroupView>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -43,18 +36,18 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/groups", tag = "groups", params(ListQuery),
-    responses((status = 200, body = PagedGroups)))]
+    responses((status = 200, body = Paged<GroupView>)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Data<PagedGroups>> {
+) -> ApiResult<Data<Paged<GroupView>>> {
     let page = page(query.page_index, query.page_size)?;
     let like = contains_pattern(query.name.as_deref());
     let org = principal.organization_id;
     let total_count = iam::count_groups(&state.db, org, like.as_deref()).await?;
     let items = iam::list_groups(&state.db, org, like.as_deref(), None, page).await?;
-    Ok(Data(PagedGroups { total_count, items }))
+    Ok(Data(Paged { total_count, items }))
 }
 
 #[utoipa::path(get, path = "/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),

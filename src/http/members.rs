@@ -1,7 +1,7 @@
 //! Members of the organization and the policies attached to them.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data,
+    AppState, Created, Data, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
@@ -32,13 +32,6 @@ pub fn require_iam(principal: &Principal) -> ApiResult<()> {
     principal.require("CanManageIAM", "iam/*")
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PagedMembers {
-    pub total_count: i64,
-    pub items: Vec<MemberView>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -51,18 +44,18 @@ pub struct ListQuery {
 
 /// Members of the organization, by name.
 #[utoipa::path(get, path = "/members", tag = "members", params(ListQuery),
-    responses((status = 200, body = PagedMembers)))]
+    responses((status = 200, body = Paged<MemberView>)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Data<PagedMembers>> {
+) -> ApiResult<Data<Paged<MemberView>>> {
     let page = page(query.page_index, query.page_size)?;
     let like = contains_pattern(query.name.as_deref());
     let org = principal.organization_id;
     let total_count = iam::count_members(&state.db, org, like.as_deref()).await?;
     let items = iam::list_members(&state.db, org, like.as_deref(), None, page).await?;
-    Ok(Data(PagedMembers { total_count, items }))
+    Ok(Data(Paged { total_count, items }))
 }
 
 /// One member.

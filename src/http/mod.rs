@@ -43,6 +43,15 @@ use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
 use crate::policy::{ActionInfo, Catalogue};
 
+/// One page of a list: `data = {totalCount, items}` (SPEC §4).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Paged<T> {
+    /// Items matching the filters, on all pages.
+    pub total_count: i64,
+    pub items: Vec<T>,
+}
+
 /// Request bodies larger than this are refused with 413 (SPEC §9).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// All request headers together (SPEC §4.2): more is refused with 431.

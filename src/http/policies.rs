@@ -1,7 +1,7 @@
 //! Policies: the three read-only built-ins and the organization's own.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::members::require_iam;
 use super::{
     commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data,
+    AppState, Created, Data, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
@@ -29,13 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Descriptions are free text, but bounded.
 const MAX_DESCRIPTION_LEN: usize = 1024;
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PagedPolicies {
-    pub total_count: i64,
-    pub items: Vec<PolicyView>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -47,18 +40,18 @@ pub struct ListQuery {
 
 /// Built-in policies first, then the organization's own, by name.
 #[utoipa::path(get, path = "/policies", tag = "policies", params(ListQuery),
-    responses((status = 200, body = PagedPolicies)))]
+    responses((status = 200, body = Paged<PolicyView>)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Data<PagedPolicies>> {
+) -> ApiResult<Data<Paged<PolicyView>>> {
     let page = page(query.page_index, query.page_size)?;
     let like = contains_pattern(query.name.as_deref());
     let org = principal.organization_id;
     let total_count = iam::count_policies(&state.db, org, like.as_deref()).await?;
     let items = iam::list_policies(&state.db, org, like.as_deref(), page).await?;
-    Ok(Data(PagedPolicies { total_count, items }))
+    Ok(Data(Paged { total_count, items }))
 }
 
 #[utoipa::path(get, path = "/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
