@@ -376,12 +376,11 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
         cors_origins: config.cors_origins.clone(),
     };
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let tcp = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(address = %config.listen, "listening");
-    // Migrate in the background: while the database is unreachable the service answers,
-    // reports not-ready, and keeps retrying instead of crash-looping.
-    state.migrated.store(false, Ordering::SeqCst);
-    let last_used = state.last_used.clone();
+    // Background work: the cache-invalidation listener, lastUsedAt batches, and migrations —
+    // applied in the background so that while the database is unreachable the service answers,
+    // reports not-ready and keeps retrying instead of crash-looping.
     let listen_url = config
         .listen_database_url
         .as_ref()
@@ -390,10 +389,13 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
         listener::pool(listen_url.expose())?,
         state.caches.clone(),
     ));
+    let last_used = state.last_used.clone();
     tokio::spawn(last_used.clone().run(db.clone(), LAST_USED_FLUSH_INTERVAL));
+    state.migrated.store(false, Ordering::SeqCst);
     tokio::spawn(migrate_until_done(state.clone()));
+
     let app = app(state, &options);
-    server::run(listener, app, config.server_options(), shutdown_signal()).await;
+    server::run(tcp, app, config.server_options(), shutdown_signal()).await;
     if let Err(e) = last_used.flush(&db).await {
         tracing::warn!(error = %e, "could not record lastUsedAt at shutdown");
     }
