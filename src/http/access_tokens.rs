@@ -12,14 +12,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{
-    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data, OptionalJson, Paged,
+    commit_invalidating, page, valid_filter, valid_name, ApiError, ApiJson, ApiPath, ApiQuery,
+    ApiResult, AppState, Created, Data, OptionalJson, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::{Principal, PrincipalKind};
 use crate::credential::{Credential, CredentialKind};
 use crate::db::tokens::{self, ListFilter, NewToken, TokenRow, TokenView};
-use crate::db::{audit, contains_pattern, iam, identity};
+use crate::db::{audit, iam, identity};
 use crate::policy::{check_within, validate_statements, Statement};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -149,7 +149,7 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<TokenView>>> {
     let page = page(query.page_index, query.page_size)?;
-    let like = contains_pattern(query.name.as_deref());
+    let like = valid_filter("name", query.name.as_deref())?;
     let creator_id = if principal.allows(LIST, ALL_TOKENS) {
         query.creator_id
     } else if query.creator_id.is_some_and(|c| c != principal.user.id) {

@@ -184,6 +184,12 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::ServiceUnavailable
             }
+            // Class 22 "data exception" (a NUL byte in text, a value out of range): input that
+            // slipped past validation is still the client's mistake, never a 500.
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                tracing::warn!(error = %e, "input rejected by the database");
+                ApiError::bad_request("InvalidInput")
+            }
             sqlx::Error::Database(db)
                 if db.code().is_some_and(|c| {
                     // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,

@@ -10,13 +10,13 @@ use uuid::Uuid;
 
 use super::members::require_iam;
 use super::{
-    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data, Paged,
+    commit_invalidating, page, valid_filter, valid_name, valid_text, ApiError, ApiJson, ApiPath,
+    ApiQuery, ApiResult, AppState, Created, Data, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
 use crate::db::iam::{self, GroupView};
-use crate::db::{audit, contains_pattern, identity};
+use crate::db::{audit, identity};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -43,7 +43,7 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<GroupView>>> {
     let page = page(query.page_index, query.page_size)?;
-    let like = contains_pattern(query.name.as_deref());
+    let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
     let total_count = iam::count_groups(&state.db, org, like.as_deref()).await?;
     let items = iam::list_groups(&state.db, org, like.as_deref(), None, page).await?;
@@ -80,9 +80,7 @@ async fn create(
     require_iam(&principal)?;
     let name = valid_name("name", &body.name)?;
     let description = body.description.unwrap_or_default();
-    if description.chars().count() > 1024 {
-        return Err(ApiError::bad_request("description_is_invalid"));
-    }
+    valid_text("description", &description, 1024)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;

@@ -54,7 +54,7 @@ async fn login(
     if email.is_empty() {
         return Err(ApiError::bad_request("email_is_required"));
     }
-    if email.len() > MAX_EMAIL_LEN {
+    if email.chars().any(char::is_control) || email.len() > MAX_EMAIL_LEN {
         return Err(ApiError::bad_request("email_is_invalid"));
     }
     if body.password.is_empty() {

@@ -9,14 +9,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{
-    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data, Paged,
+    commit_invalidating, page, valid_filter, valid_name, ApiError, ApiJson, ApiPath, ApiQuery,
+    ApiResult, AppState, Created, Data, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
 use crate::credential::{PasswordHasher, PasswordPolicyError};
 use crate::db::iam::{self, MemberView};
-use crate::db::{audit, contains_pattern, identity};
+use crate::db::{audit, identity};
 use crate::policy::{Statement, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -51,7 +51,7 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<MemberView>>> {
     let page = page(query.page_index, query.page_size)?;
-    let like = contains_pattern(query.name.as_deref());
+    let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
     let total_count = iam::count_members(&state.db, org, like.as_deref()).await?;
     let items = iam::list_members(&state.db, org, like.as_deref(), None, page).await?;
@@ -99,7 +99,7 @@ async fn add(
     if email.is_empty() {
         return Err(ApiError::bad_request("email_is_required"));
     }
-    if email.len() > 254 || !is_plausible_email(email) {
+    if email.chars().any(char::is_control) || email.len() > 254 || !is_plausible_email(email) {
         return Err(ApiError::bad_request("email_is_invalid"));
     }
     let name = valid_name("name", &body.name)?;

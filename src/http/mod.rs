@@ -457,6 +457,25 @@ pub async fn commit_invalidating(
     Ok(())
 }
 
+/// Free text that PostgreSQL can store: no NUL or other control characters but tab and newlines.
+pub fn valid_text(field: &str, text: &str, max_chars: usize) -> ApiResult<()> {
+    let bad_char = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    if text.chars().count() > max_chars || text.chars().any(bad_char) {
+        return Err(ApiError::BadRequest(format!("{field}_is_invalid")));
+    }
+    Ok(())
+}
+
+/// A list filter: bounded, no control characters; empty means none.
+pub fn valid_filter(field: &str, value: Option<&str>) -> ApiResult<Option<String>> {
+    match value {
+        Some(v) if v.chars().any(char::is_control) || v.chars().count() > MAX_NAME_LEN => {
+            Err(ApiError::BadRequest(format!("{field}_is_invalid")))
+        }
+        other => Ok(crate::db::contains_pattern(other)),
+    }
+}
+
 /// For handlers: a name that is present, trimmed, 1..=128 characters.
 pub fn valid_name(field: &str, name: &str) -> ApiResult<String> {
     let trimmed = name.trim();

@@ -10,13 +10,13 @@ use uuid::Uuid;
 
 use super::members::require_iam;
 use super::{
-    commit_invalidating, page, valid_name, ApiError, ApiJson, ApiPath, ApiQuery, ApiResult,
-    AppState, Created, Data, Paged,
+    commit_invalidating, page, valid_filter, valid_name, valid_text, ApiError, ApiJson, ApiPath,
+    ApiQuery, ApiResult, AppState, Created, Data, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
 use crate::db::iam::{self, PolicyView};
-use crate::db::{audit, contains_pattern};
+use crate::db::audit;
 use crate::policy::{validate_statements, Statement};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,7 +47,7 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<PolicyView>>> {
     let page = page(query.page_index, query.page_size)?;
-    let like = contains_pattern(query.name.as_deref());
+    let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
     let total_count = iam::count_policies(&state.db, org, like.as_deref()).await?;
     let items = iam::list_policies(&state.db, org, like.as_deref(), page).await?;
@@ -76,12 +76,10 @@ pub struct CreatePolicy {
 }
 
 fn valid_description(description: Option<&str>) -> ApiResult<Option<String>> {
-    match description {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => {
-            Err(ApiError::bad_request("description_is_invalid"))
-        }
-        other => Ok(other.map(|d| d.trim().to_owned())),
+    if let Some(d) = description {
+        valid_text("description", d, MAX_DESCRIPTION_LEN)?;
     }
+    Ok(description.map(|d| d.trim().to_owned()))
 }
 
 /// Validates client statements against the catalogue and the limits; fills in missing ids.
