@@ -50,7 +50,10 @@ pub mod model {
             return None;
         }
         let (_, kind) = PREFIXES.iter().find(|(p, _)| s.starts_with(p))?;
-        if !s.as_bytes()[PREFIX_LEN..].iter().all(u8::is_ascii_alphanumeric) {
+        if !s.as_bytes()[PREFIX_LEN..]
+            .iter()
+            .all(u8::is_ascii_alphanumeric)
+        {
             return None;
         }
         let (payload, sum) = s.split_at(PREFIX_LEN + BODY_LEN);
@@ -65,7 +68,11 @@ pub mod model {
         let mut s = String::with_capacity(LEN);
         s.push_str(prefix);
         for i in 0..BODY_LEN {
-            let b = if rest.is_empty() { 0 } else { rest[i % rest.len()] };
+            let b = if rest.is_empty() {
+                0
+            } else {
+                rest[i % rest.len()]
+            };
             s.push(ALPHABET[usize::from(b) % 62] as char);
         }
         let sum = checksum(&s);
@@ -95,25 +102,41 @@ pub fn check_str(s: &str) {
 }
 
 fn check_accepted(s: &str, c: &Credential) {
-    assert_eq!(c.expose(), s, "expose() must give back exactly what was parsed");
+    assert_eq!(
+        c.expose(),
+        s,
+        "expose() must give back exactly what was parsed"
+    );
     assert_eq!(
         Credential::parse(c.expose()),
         Ok(c.clone()),
         "a parsed credential must round-trip"
     );
-    assert!(s.starts_with(c.kind().prefix()), "kind does not match the prefix: {s:?}");
+    assert!(
+        s.starts_with(c.kind().prefix()),
+        "kind does not match the prefix: {s:?}"
+    );
 
     let hint = c.hint();
-    assert!(hint.starts_with(c.kind().prefix()), "hint {hint:?} lacks the prefix");
+    assert!(
+        hint.starts_with(c.kind().prefix()),
+        "hint {hint:?} lacks the prefix"
+    );
     let shown = hint.trim_end_matches('…');
-    assert!(s.starts_with(shown), "hint {hint:?} is not a prefix of the credential");
+    assert!(
+        s.starts_with(shown),
+        "hint {hint:?} is not a prefix of the credential"
+    );
     assert!(
         shown.len() <= PREFIX_LEN + HINT_BODY_MAX,
         "hint {hint:?} reveals more than {HINT_BODY_MAX} body characters"
     );
 
     let debug = format!("{c:?}");
-    assert!(!debug.contains(&s[PREFIX_LEN..]), "Debug shows the secret: {debug}");
+    assert!(
+        !debug.contains(&s[PREFIX_LEN..]),
+        "Debug shows the secret: {debug}"
+    );
 }
 
 /// Every property, on arbitrary bytes: as UTF-8 when they are, always through

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
-use crate::db::iam::{self, PolicyView};
 use crate::db::audit;
+use crate::db::iam::{self, PolicyView};
 use crate::policy::{validate_statements, Statement};
 
 pub fn router() -> OpenApiRouter<AppState> {

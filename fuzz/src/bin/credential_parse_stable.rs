@@ -185,8 +185,15 @@ fn main() -> ExitCode {
                 }
             }
         }
-        println!("credential_parse_stable: {} files, {failed} failed", files.len());
-        return if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        println!(
+            "credential_parse_stable: {} files, {failed} failed",
+            files.len()
+        );
+        return if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
 
     let seed = seed.unwrap_or_else(|| {
