@@ -41,7 +41,7 @@ async fn list(
     }
     let page = page(query.page_index, query.page_size)?;
     let action = query.action.as_deref().filter(|a| !a.is_empty());
-    if action.is_some_and(|a| a.len() > 128) {
+    if action.is_some_and(|a| a.len() > 128 || a.chars().any(char::is_control)) {
         return Err(ApiError::bad_request("action_is_invalid"));
     }
     let (total_count, items) = audit::list(

@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Prometheus text: verification cache and database pool counters.
-#[utoipa::path(get, path = "/metrics", tag = "health",
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     use std::fmt::Write;
@@ -64,14 +64,14 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/health/live", tag = "health",
+#[utoipa::path(get, path = "/health/live", tag = "health", security(()),
     responses((status = 200, description = "alive")))]
 async fn live() -> Data<&'static str> {
     Data("live")
 }
 
 /// The database answers and migrations are applied.
-#[utoipa::path(get, path = "/health/ready", tag = "health",
+#[utoipa::path(get, path = "/health/ready", tag = "health", security(()),
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn ready(State(state): State<AppState>) -> ApiResult<Data<&'static str>> {
     if !state.migrated.load(Ordering::SeqCst) {

@@ -71,7 +71,13 @@ type Problem = (&'static str, &'static str);
 const REQUIRED: &str = "required";
 const INVALID: &str = "invalid";
 
+/// Statement ids are opaque labels (FeatBit uses UUIDs); an empty one is filled in by the server.
+const MAX_ID_LEN: usize = 128;
+
 fn validate_statement(statement: &Statement, catalogue: &Catalogue) -> Result<(), Problem> {
+    if statement.id.chars().count() > MAX_ID_LEN || has_control_chars(&statement.id) {
+        return Err(("id", INVALID));
+    }
     let resource_type = statement.resource_type.as_str();
     if resource_type.is_empty() {
         return Err(("resourceType", REQUIRED));

@@ -986,3 +986,16 @@ async fn audit_log_needs_list_or_iam_and_records_the_lifecycle(db: PgPool) {
         .await
         .assert_error(403, "Forbidden");
 }
+
+#[sqlx::test]
+async fn rotation_takes_no_body_an_empty_object_or_null(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, _, dev) = owner_and_developer(&app).await;
+    let (id, _) = app.token(&dev, personal("r")).await;
+    let path = format!("/api/v1/access-tokens/{id}/rotate");
+    app.post(&path, &dev, json!({})).await.assert(200);
+    app.post(&path, &dev, Value::Null).await.assert(200);
+    app.call(Method::POST, &path, Some(&dev), None)
+        .await
+        .assert(200);
+}
