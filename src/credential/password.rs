@@ -1,12 +1,11 @@
-//! argon2id password hashing off the async runtime, with a bound on concurrent hashes so a login
-//! storm cannot take every core away from token verification.
+//! argon2id password hashing off the async runtime, on a bounded number of background-class
+//! threads, so a login storm can neither take every core nor delay token verification.
 
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
-use tokio::sync::Semaphore;
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 /// Long enough for any passphrase, short enough that hashing it costs nothing extra.
@@ -22,7 +21,8 @@ pub enum PasswordPolicyError {
 
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    /// The queue of the hashing threads; they stop when the last clone is dropped.
+    jobs: mpsc::Sender<Job>,
     /// Verified against when the email is unknown, so that costs the same as a wrong password.
     dummy_hash: Arc<str>,
 }
@@ -68,32 +68,61 @@ pub fn check_policy(password: &str) -> Result<(), PasswordPolicyError> {
     }
 }
 
-/// Hashing threads run at a lower scheduling priority (nice 10) than the async workers: when
-/// both want the CPU, token verification wins and a login storm only slows logins down.
-/// Done once per blocking-pool thread; failure (e.g. a sandbox forbidding it) is harmless.
-fn lower_this_threads_priority() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    LOWERED.with(|lowered| {
-        if !lowered.replace(true) {
-            #[cfg(target_os = "linux")]
-            // SAFETY: setpriority takes plain integers and touches no memory of ours. On Linux,
-            // PRIO_PROCESS with `who = 0` applies to the calling thread only.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-            }
+/// A hashing job: runs on one of the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashing threads are background-class (`SCHED_IDLE`): whenever a token verification wants a
+/// core it preempts a hash at once, so a login storm slows logins down, not verification.
+/// (A nice value is not enough: the scheduler lets a running task finish its slice first, which
+/// put milliseconds on `/auth/check`'s p99 while 100 logins ran; bench/.) The threads still run
+/// whenever a core has a gap, which under a saturating load kept logins at about three quarters
+/// of their rate. Failure (a system that refuses it) falls back to the lowest nice value.
+fn make_this_thread_background() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: both calls take plain integers or a pointer to a local that outlives the call, and
+    // touch no other memory of ours. On Linux, pid/who 0 means the calling thread only.
+    #[allow(unsafe_code)]
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
         }
-    });
+    }
+}
+
+/// Starts `count` hashing threads that take jobs from one queue until every sender is gone.
+fn start_hashing_threads(count: usize) -> anyhow::Result<mpsc::Sender<Job>> {
+    let (sender, receiver) = mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    for n in 0..count {
+        let receiver = receiver.clone();
+        std::thread::Builder::new()
+            .name(format!("tokengate-hash-{n}"))
+            .spawn(move || {
+                make_this_thread_background();
+                loop {
+                    // The lock is held only while waiting for the next job, never while hashing.
+                    let job = match receiver.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })?;
+    }
+    Ok(sender)
 }
 
 impl PasswordHasher {
-    /// `max_concurrent` hashes run at once; argon2 throughput halves beyond the core count.
+    /// `max_concurrent` hashes run at once, on as many dedicated threads; argon2 throughput
+    /// halves beyond the core count. Further requests queue.
     pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
         let dummy = hash_blocking("tokengate-timing-equaliser")?;
         Ok(PasswordHasher {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            jobs: start_hashing_threads(max_concurrent.max(1))?,
             dummy_hash: dummy.into(),
         })
     }
@@ -102,26 +131,33 @@ impl PasswordHasher {
         check_policy(password)
     }
 
+    /// Runs `work` on a hashing thread and waits for its result without blocking the runtime.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                // The caller may have gone (a client disconnect): nothing to deliver then.
+                let _ = done.send(work());
+            }))
+            .map_err(|_| anyhow::anyhow!("the password hashing threads have stopped"))?;
+        result
+            .await
+            .map_err(|_| anyhow::anyhow!("a password hashing thread stopped mid-job"))
+    }
+
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
-        tokio::task::spawn_blocking(move || {
-            lower_this_threads_priority();
-            hash_blocking(&password)
-        })
-        .await?
+        self.run(move || hash_blocking(&password)).await?
     }
 
     /// Verifies `password` against `phc`, or against a dummy hash when there is no user, so an
     /// unknown email and a wrong password cost the same.
     pub async fn verify(&self, password: String, phc: Option<String>) -> anyhow::Result<bool> {
-        let _permit = self.permits.acquire().await?;
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
-        let ok = tokio::task::spawn_blocking(move || {
-            lower_this_threads_priority();
-            verify_blocking(&password, &phc)
-        })
-        .await?;
+        let ok = self.run(move || verify_blocking(&password, &phc)).await?;
         Ok(known && ok)
     }
 }
@@ -147,6 +183,36 @@ mod tests {
             .verify("tokengate-timing-equaliser".into(), None)
             .await
             .expect("verify"));
+    }
+
+    /// The scheduling policy of the thread a job runs on, from `/proc/thread-self/stat`
+    /// (field 41; the command name in field 2 is parenthesised and may hold spaces).
+    #[cfg(target_os = "linux")]
+    fn this_threads_policy() -> Option<u32> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        after_name.split(' ').nth(38)?.parse().ok()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_runs_on_background_class_threads_only() {
+        const SCHED_IDLE: u32 = 5;
+        let hasher = PasswordHasher::new(1).expect("hasher");
+        let on_hashing_thread = hasher.run(this_threads_policy).await.expect("job ran");
+        assert_eq!(on_hashing_thread, Some(SCHED_IDLE));
+        // The runtime's own threads keep the normal policy.
+        assert_eq!(this_threads_policy(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn hashes_queue_beyond_the_thread_count_and_all_complete() {
+        let hasher = PasswordHasher::new(1).expect("hasher");
+        let names = (0..4).map(|_| hasher.run(|| std::thread::current().name().map(str::to_owned)));
+        let names = futures::future::join_all(names).await;
+        for name in names {
+            assert_eq!(name.expect("job ran").as_deref(), Some("tokengate-hash-0"));
+        }
     }
 
     #[test]
