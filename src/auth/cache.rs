@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::credential::Digest;
-use crate::db::identity::UserView;
 use crate::policy::Statement;
 
 /// What evaluation needs of a token, parsed once.
@@ -30,7 +29,8 @@ pub struct CachedToken {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the digest is a rotated-out secret: the end of its grace period.
     pub grace_ends_at: Option<DateTime<Utc>>,
-    pub creator: Arc<UserView>,
+    /// A personal token's owner; a service token's creator.
+    pub creator_id: Uuid,
     /// Frozen layers, then the scope: everything but the owner's live layer.
     pub bounds: Vec<Arc<Vec<Statement>>>,
     /// Unix second of the last `lastUsedAt` note, so a busy token is noted once a second.
@@ -298,11 +298,7 @@ mod tests {
             active: true,
             expires_at: None,
             grace_ends_at: None,
-            creator: Arc::new(UserView {
-                id: Uuid::nil(),
-                email: String::new(),
-                name: String::new(),
-            }),
+            creator_id: Uuid::nil(),
             bounds: Vec::new(),
             last_noted: AtomicI64::new(0),
         })

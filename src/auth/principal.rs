@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderName};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use crate::http::{client_ip, ApiError, AppState};
 use crate::policy::{layers_allow, Statement};
 
 /// FeatBit's name for the header a member session uses to pick an organization.
-pub const ORGANIZATION_HEADER: &str = "organization";
+pub const ORGANIZATION_HEADER: HeaderName = HeaderName::from_static("organization");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -39,8 +39,8 @@ pub struct Principal {
     pub kind: PrincipalKind,
     pub organization_id: Uuid,
     /// The member behind the call: the session's user, a personal token's owner, or the user who
-    /// created a service token.
-    pub user: Arc<UserView>,
+    /// created a service token. (`whoami` loads the name and email; nothing else needs them.)
+    pub user_id: Uuid,
     /// Every layer must allow an action (SPEC §2.3). Shared with the caches.
     pub layers: Vec<Arc<Vec<Statement>>>,
 }
@@ -61,7 +61,7 @@ impl Principal {
 
     pub fn actor(&self) -> Actor {
         match self.kind {
-            PrincipalKind::Session { .. } => Actor::user(self.user.id),
+            PrincipalKind::Session { .. } => Actor::user(self.user_id),
             PrincipalKind::PersonalToken { token_id } => Actor {
                 kind: "personal-token",
                 id: token_id,
@@ -153,7 +153,7 @@ async fn session(state: &AppState, credential: &Credential) -> Result<SessionUse
 
 /// The `Organization` header, if any. A value that is not a UUID → 400.
 fn organization_header(headers: &HeaderMap) -> Result<Option<Uuid>, ApiError> {
-    match headers.get(ORGANIZATION_HEADER) {
+    match headers.get(&ORGANIZATION_HEADER) {
         None => Ok(None),
         Some(value) => value
             .to_str()
@@ -203,11 +203,7 @@ impl Principal {
                         session_id: session.session_id,
                     },
                     organization_id,
-                    user: Arc::new(UserView {
-                        id: session.user_id,
-                        email: session.email,
-                        name: session.name,
-                    }),
+                    user_id: session.user_id,
                     layers: vec![live.statements.clone()],
                 })
             }

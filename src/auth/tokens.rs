@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::cache::{CacheStats, CachedToken, LiveEntry, TokenLookup};
 use super::{live_permissions, Principal, PrincipalKind};
 use crate::credential::{Credential, CredentialKind, Digest};
-use crate::db::identity::UserView;
 use crate::db::tokens;
 use crate::http::{ApiError, AppState};
 use crate::policy::Statement;
@@ -32,7 +31,12 @@ pub async fn principal(
         }
         TokenLookup::Miss => {
             CacheStats::count(&stats.token_misses);
-            load(state, digest).await?
+            load(
+                state,
+                digest,
+                credential.kind() == CredentialKind::PersonalToken,
+            )
+            .await?
         }
     };
     let now = Utc::now();
@@ -53,7 +57,7 @@ pub async fn principal(
     }
     let mut layers = Vec::with_capacity(token.bounds.len() + 1);
     if token.personal {
-        let live = live_permissions(state, token.organization_id, token.creator.id).await?;
+        let live = live_permissions(state, token.organization_id, token.creator_id).await?;
         if !live.is_member {
             return Err(ApiError::Forbidden);
         }
@@ -81,20 +85,24 @@ pub async fn principal(
     Ok(Principal {
         kind,
         organization_id: token.organization_id,
-        user: token.creator.clone(),
+        user_id: token.creator_id,
         layers,
     })
 }
 
 /// One round trip for a token the cache does not know, remembered for the next request (an
 /// unknown digest only briefly).
-async fn load(state: &AppState, digest: Digest) -> Result<Arc<CachedToken>, ApiError> {
+async fn load(
+    state: &AppState,
+    digest: Digest,
+    personal: bool,
+) -> Result<Arc<CachedToken>, ApiError> {
     let generation = state.caches.generation();
     CacheStats::count(&state.caches.stats.db_lookups);
     let db = state.db.clone();
     // Detached from the request: a client that disconnects mid-query must not make sqlx
     // close a pooled connection (which would churn reconnects under load).
-    let row = tokio::spawn(async move { tokens::by_digest(&db, &digest).await })
+    let row = tokio::spawn(async move { tokens::by_digest(&db, &digest, personal).await })
         .await
         .map_err(|e| ApiError::Internal(e.into()))??;
     let Some(row) = row else {
@@ -109,12 +117,11 @@ async fn load(state: &AppState, digest: Digest) -> Result<Arc<CachedToken>, ApiE
     if let Some(scope) = row.scope {
         bounds.push(Arc::new(serde_json::from_str(&scope).map_err(corrupt)?));
     }
-    let personal = row.kind == "Personal";
-    if personal {
+    if let Some((is_member, statements)) = &row.owner {
         // The same round trip brought the owner's live permissions: remember them too.
         let live = Arc::new(LiveEntry {
-            is_member: row.owner_is_member,
-            statements: Arc::new(serde_json::from_str(&row.live_statements).map_err(corrupt)?),
+            is_member: *is_member,
+            statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
         });
         state
             .caches
@@ -123,15 +130,11 @@ async fn load(state: &AppState, digest: Digest) -> Result<Arc<CachedToken>, ApiE
     let token = Arc::new(CachedToken {
         id: row.id,
         organization_id: row.organization_id,
-        personal,
+        personal: row.kind == "Personal",
         active: row.status == "Active",
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
-        creator: Arc::new(UserView {
-            id: row.creator_id,
-            name: row.creator_name,
-            email: row.creator_email,
-        }),
+        creator_id: row.creator_id,
         bounds,
         last_noted: std::sync::atomic::AtomicI64::new(0),
     });

@@ -64,7 +64,7 @@ impl Credential {
             secret.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
         }
         let checksum = checksum(&secret);
-        secret.push_str(&checksum);
+        secret.extend(checksum.iter().map(|&b| char::from(b)));
         Credential { kind, secret }
     }
 
@@ -81,7 +81,7 @@ impl Credential {
         {
             return Err(Malformed);
         }
-        if checksum(payload) != sum {
+        if checksum(payload) != sum.as_bytes() {
             return Err(Malformed);
         }
         Ok(Credential {
@@ -114,14 +114,16 @@ impl fmt::Debug for Credential {
     }
 }
 
-fn checksum(payload: &str) -> String {
+/// The base62 CRC32 of `payload`, as the credential's last characters (no allocation: it is
+/// computed for every presented credential).
+fn checksum(payload: &str) -> [u8; CHECKSUM_LEN] {
     let mut value = u64::from(crc32fast::hash(payload.as_bytes()));
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(value % 62) as usize];
         value /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    out
 }
 
 #[cfg(test)]

@@ -105,6 +105,17 @@ pub async fn create_session(
     Ok(id)
 }
 
+/// A user's public view, for `whoami`.
+pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<UserView>> {
+    sqlx::query_as!(
+        UserView,
+        "select id, email, name from users where id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 pub struct SessionUser {
     pub session_id: Uuid,
     pub user_id: Uuid,

@@ -67,7 +67,7 @@ fn token_rn(id: Uuid) -> String {
 
 /// Whether the caller may see this token: with `ListAccessTokens`, any; otherwise its own.
 fn can_see(principal: &Principal, token: &TokenRow) -> bool {
-    token.creator_id == principal.user.id || principal.allows(LIST, ALL_TOKENS)
+    token.creator_id == principal.user_id || principal.allows(LIST, ALL_TOKENS)
 }
 
 fn is_self(principal: &Principal, token: &TokenRow) -> bool {
@@ -82,7 +82,7 @@ fn authorize_manage(principal: &Principal, token: &TokenRow) -> ApiResult<()> {
     if token.is_personal() {
         principal.require(MANAGE_PERSONAL, &rn)?;
         // A service token belongs to no member, so it owns no personal token.
-        let own = token.creator_id == principal.user.id
+        let own = token.creator_id == principal.user_id
             && !matches!(principal.kind, PrincipalKind::ServiceToken { .. });
         if !own {
             principal.require("CanManageIAM", "iam/*")?;
@@ -141,7 +141,7 @@ pub struct ListQuery {
 }
 
 /// Tokens of the organization, newest first. Without `ListAccessTokens`, only the caller's own.
-#[utoipa::path(get, path = "/access-tokens", tag = "access-tokens", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/access-tokens", tag = "access-tokens", params(ListQuery),
     responses((status = 200, body = Paged<TokenView>)))]
 async fn list(
     State(state): State<AppState>,
@@ -152,14 +152,14 @@ async fn list(
     let like = valid_filter("name", query.name.as_deref())?;
     let creator_id = if principal.allows(LIST, ALL_TOKENS) {
         query.creator_id
-    } else if query.creator_id.is_some_and(|c| c != principal.user.id) {
+    } else if query.creator_id.is_some_and(|c| c != principal.user_id) {
         // Asking for someone else's tokens without the right to: an empty page, not an error.
         return Ok(Data(Paged {
             total_count: 0,
             items: Vec::new(),
         }));
     } else {
-        Some(principal.user.id)
+        Some(principal.user_id)
     };
     let filter = ListFilter {
         name_like: like.as_deref(),
@@ -185,7 +185,7 @@ pub struct NameQuery {
 }
 
 /// Whether a token of the organization already has this name (case-insensitive).
-#[utoipa::path(get, path = "/access-tokens/is-name-used", tag = "access-tokens",
+#[utoipa::path(get, path = "/api/v1/access-tokens/is-name-used", tag = "access-tokens",
     params(NameQuery), responses((status = 200, body = bool)))]
 async fn is_name_used(
     State(state): State<AppState>,
@@ -199,7 +199,7 @@ async fn is_name_used(
 }
 
 /// One token (never its secret).
-#[utoipa::path(get, path = "/access-tokens/{id}", tag = "access-tokens",
+#[utoipa::path(get, path = "/api/v1/access-tokens/{id}", tag = "access-tokens",
     params(("id" = Uuid, Path)), responses((status = 200, body = TokenView), (status = 404)))]
 async fn get_token(
     State(state): State<AppState>,
@@ -237,7 +237,7 @@ pub struct CreatedToken {
 }
 
 /// Create a token; the secret is in this response and never again.
-#[utoipa::path(post, path = "/access-tokens", tag = "access-tokens", request_body = CreateToken,
+#[utoipa::path(post, path = "/api/v1/access-tokens", tag = "access-tokens", request_body = CreateToken,
     responses((status = 201, body = CreatedToken),
               (status = 403, description = "Forbidden, or PermissionExceedsCreator naming the first offending pair"),
               (status = 409, description = "NameHasBeenUsed")))]
@@ -285,10 +285,10 @@ async fn create(
     iam::lock_for_read(&mut tx, org).await?;
     match principal.kind {
         PrincipalKind::Session { .. } | PrincipalKind::PersonalToken { .. } => {
-            if !identity::is_member(&mut *tx, org, principal.user.id).await? {
+            if !identity::is_member(&mut *tx, org, principal.user_id).await? {
                 return Err(ApiError::Forbidden);
             }
-            let live = iam::live_statements(&mut *tx, org, principal.user.id).await?;
+            let live = iam::live_statements(&mut *tx, org, principal.user_id).await?;
             if let Some(first) = principal.layers.first_mut() {
                 *first = std::sync::Arc::new(live);
             }
@@ -358,7 +358,7 @@ async fn create(
             organization_id: org,
             name: &name,
             kind: body.kind.as_str(),
-            creator_id: principal.user.id,
+            creator_id: principal.user_id,
             created_by_token_id,
             digest: &state.hash_key.digest(&credential),
             hint: &credential.hint(),
@@ -401,7 +401,7 @@ pub struct RenameToken {
 }
 
 /// Rename a token. Its permissions and type are immutable (`PermissionsAreImmutable`).
-#[utoipa::path(put, path = "/access-tokens/{id}", tag = "access-tokens",
+#[utoipa::path(put, path = "/api/v1/access-tokens/{id}", tag = "access-tokens",
     params(("id" = Uuid, Path)), request_body = RenameToken,
     responses((status = 200, body = TokenView), (status = 409, description = "NameHasBeenUsed")))]
 async fn rename(
@@ -491,7 +491,7 @@ async fn change_status(
 }
 
 /// FeatBit's toggle: Active ↔ Inactive. Returns the new view.
-#[utoipa::path(put, path = "/access-tokens/{id}/toggle", tag = "access-tokens",
+#[utoipa::path(put, path = "/api/v1/access-tokens/{id}/toggle", tag = "access-tokens",
     params(("id" = Uuid, Path)), responses((status = 200, body = TokenView)))]
 async fn toggle(
     State(state): State<AppState>,
@@ -502,7 +502,7 @@ async fn toggle(
 }
 
 /// Activate (idempotent). A personal token whose owner left → 400 `OwnerIsNotAMember`.
-#[utoipa::path(post, path = "/access-tokens/{id}/activate", tag = "access-tokens",
+#[utoipa::path(post, path = "/api/v1/access-tokens/{id}/activate", tag = "access-tokens",
     params(("id" = Uuid, Path)), responses((status = 200, body = TokenView)))]
 async fn activate(
     State(state): State<AppState>,
@@ -513,7 +513,7 @@ async fn activate(
 }
 
 /// Deactivate (idempotent). A token may always deactivate itself.
-#[utoipa::path(post, path = "/access-tokens/{id}/deactivate", tag = "access-tokens",
+#[utoipa::path(post, path = "/api/v1/access-tokens/{id}/deactivate", tag = "access-tokens",
     params(("id" = Uuid, Path)), responses((status = 200, body = TokenView)))]
 async fn deactivate(
     State(state): State<AppState>,
@@ -531,7 +531,7 @@ pub struct RotateToken {
 }
 
 /// A new secret, shown once. The old one works until its grace period ends.
-#[utoipa::path(post, path = "/access-tokens/{id}/rotate", tag = "access-tokens",
+#[utoipa::path(post, path = "/api/v1/access-tokens/{id}/rotate", tag = "access-tokens",
     params(("id" = Uuid, Path)), request_body(content = Option<RotateToken>),
     responses((status = 200, body = CreatedToken)))]
 async fn rotate(
@@ -585,7 +585,7 @@ async fn rotate(
 }
 
 /// Delete a token for good; its credential is dead before this response is sent.
-#[utoipa::path(delete, path = "/access-tokens/{id}", tag = "access-tokens",
+#[utoipa::path(delete, path = "/api/v1/access-tokens/{id}", tag = "access-tokens",
     params(("id" = Uuid, Path)), responses((status = 200, body = bool)))]
 async fn delete(
     State(state): State<AppState>,

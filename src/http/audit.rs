@@ -27,7 +27,7 @@ pub struct ListQuery {
 }
 
 /// Token and IAM events, newest first. Needs `ListAccessTokens` or `CanManageIAM`.
-#[utoipa::path(get, path = "/audit-logs", tag = "audit", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit", params(ListQuery),
     responses((status = 200, body = Paged<AuditEventView>)))]
 async fn list(
     State(state): State<AppState>,

@@ -1,5 +1,10 @@
 //! For integrations: who am I, and may I?
 
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -8,9 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{ApiError, ApiJson, ApiResult, AppState, Data};
+use super::extract::{json_body, parse_json};
+use super::{ApiError, ApiResult, AppState, Data};
 use crate::auth::{Principal, PrincipalKind};
-use crate::db::identity::UserView;
+use crate::db::identity::{self, UserView};
 use crate::db::tokens::{self, TokenRow, TokenView};
 use crate::policy::{Statement, MAX_RN_LEN};
 use axum::extract::State;
@@ -37,7 +43,7 @@ pub struct WhoAmI {
 }
 
 /// The calling principal and its effective permission layers.
-#[utoipa::path(get, path = "/auth/whoami", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth",
     responses((status = 200, body = WhoAmI), (status = 401)))]
 async fn whoami(State(state): State<AppState>, principal: Principal) -> ApiResult<Data<WhoAmI>> {
     let token = match principal.kind {
@@ -48,11 +54,15 @@ async fn whoami(State(state): State<AppState>, principal: Principal) -> ApiResul
         }
         PrincipalKind::Session { .. } => None,
     };
+    // Only whoami shows the name and email, so verification does not load them.
+    let user = identity::user_by_id(&state.db, principal.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     Ok(Data(WhoAmI {
         token,
         principal: principal.kind,
         organization_id: principal.organization_id,
-        user: (*principal.user).clone(),
+        user,
         layers: principal.layers,
     }))
 }
@@ -62,58 +72,67 @@ const MAX_CHECKS: usize = 100;
 /// Action names are identifiers; anything longer is not one.
 const MAX_ACTION_LEN: usize = 128;
 
+// The strings borrow from the request body (`Cow`: owned only when the JSON escapes them), so a
+// check allocates nothing for its action and resource, on the way in or out.
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CheckRequest {
-    pub checks: Vec<Check>,
+pub struct CheckRequest<'a> {
+    #[serde(borrow)]
+    pub checks: Vec<Check<'a>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Check {
-    pub action: String,
-    pub resource: String,
+pub struct Check<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub action: Cow<'a, str>,
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub resource: Cow<'a, str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckResult {
-    pub action: String,
-    pub resource: String,
+pub struct CheckResult<'a> {
+    #[schema(value_type = String)]
+    pub action: Cow<'a, str>,
+    #[schema(value_type = String)]
+    pub resource: Cow<'a, str>,
     pub allowed: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckResponse {
+pub struct CheckResponse<'a> {
     /// Every check is allowed.
     pub allowed: bool,
-    pub results: Vec<CheckResult>,
+    pub results: Vec<CheckResult<'a>>,
 }
 
-fn valid_check(action: &str, resource: &str, field: &str) -> ApiResult<()> {
+/// What is wrong with a check, as the error code's last part; `None` when it is well-formed.
+/// The caller formats the field path only when there is an error (this runs on every call).
+fn check_problem(action: &str, resource: &str) -> Option<&'static str> {
     if action.is_empty() {
-        return Err(ApiError::BadRequest(format!("{field}action_is_required")));
+        Some("action_is_required")
+    } else if action.len() > MAX_ACTION_LEN {
+        Some("action_is_invalid")
+    } else if resource.is_empty() {
+        Some("resource_is_required")
+    } else if resource.len() > MAX_RN_LEN && resource.chars().count() > MAX_RN_LEN {
+        Some("resource_is_invalid")
+    } else {
+        None
     }
-    if action.len() > MAX_ACTION_LEN {
-        return Err(ApiError::BadRequest(format!("{field}action_is_invalid")));
-    }
-    if resource.is_empty() {
-        return Err(ApiError::BadRequest(format!("{field}resource_is_required")));
-    }
-    if resource.chars().count() > MAX_RN_LEN {
-        return Err(ApiError::BadRequest(format!("{field}resource_is_invalid")));
-    }
-    Ok(())
 }
 
 /// May the bearer do each of these? For services that protect their own API.
-#[utoipa::path(post, path = "/auth/check", tag = "auth", request_body = CheckRequest,
+#[utoipa::path(post, path = "/api/v1/auth/check", tag = "auth", request_body = CheckRequest,
     responses((status = 200, body = CheckResponse), (status = 401), (status = 403)))]
-async fn check(
-    principal: Principal,
-    ApiJson(body): ApiJson<CheckRequest>,
-) -> ApiResult<Data<CheckResponse>> {
+async fn check(principal: Principal, request: Request) -> ApiResult<Response> {
+    let bytes = json_body(request).await?;
+    let body: CheckRequest = parse_json(&bytes)?;
     if body.checks.is_empty() {
         return Err(ApiError::bad_request("checks_is_required"));
     }
@@ -121,7 +140,9 @@ async fn check(
         return Err(ApiError::bad_request("checks_is_invalid"));
     }
     for (i, c) in body.checks.iter().enumerate() {
-        valid_check(&c.action, &c.resource, &format!("checks[{i}]."))?;
+        if let Some(problem) = check_problem(&c.action, &c.resource) {
+            return Err(ApiError::BadRequest(format!("checks[{i}].{problem}")));
+        }
     }
     let results: Vec<CheckResult> = body
         .checks
@@ -135,13 +156,14 @@ async fn check(
     Ok(Data(CheckResponse {
         allowed: results.iter().all(|r| r.allowed),
         results,
-    }))
+    })
+    .into_response())
 }
 
-const ACTION_HEADER: &str = "x-auth-action";
-const RESOURCE_HEADER: &str = "x-auth-resource";
+const ACTION_HEADER: HeaderName = HeaderName::from_static("x-auth-action");
+const RESOURCE_HEADER: HeaderName = HeaderName::from_static("x-auth-resource");
 
-fn header<'a>(headers: &'a HeaderMap, name: &str, field: &str) -> ApiResult<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName, field: &str) -> ApiResult<&'a str> {
     match headers.get(name).map(|v| v.to_str()) {
         None => Err(ApiError::BadRequest(format!("{field}_is_required"))),
         Some(Err(_)) => Err(ApiError::BadRequest(format!("{field}_is_invalid"))),
@@ -152,41 +174,74 @@ fn header<'a>(headers: &'a HeaderMap, name: &str, field: &str) -> ApiResult<&'a 
 /// The gateway contract (nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz, Caddy
 /// forward_auth): the client's `Authorization` plus `X-Auth-Action` / `X-Auth-Resource` set by
 /// the gateway. 200 with `X-Auth-*` identity headers, else 401 / 403.
-#[utoipa::path(get, path = "/auth/forward", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/forward", tag = "auth",
     params(("X-Auth-Action" = String, Header), ("X-Auth-Resource" = String, Header)),
     responses((status = 200, description = "allowed; X-Auth-Principal, X-Auth-Token-Id, X-Auth-Organization set"),
               (status = 401), (status = 403)))]
-async fn forward(principal: Principal, headers: HeaderMap) -> ApiResult<Response> {
-    let action = header(&headers, ACTION_HEADER, "action")?;
-    let resource = header(&headers, RESOURCE_HEADER, "resource")?;
-    valid_check(action, resource, "")?;
+async fn forward(principal: Principal, request: Request) -> ApiResult<Response> {
+    // The request itself, not a `HeaderMap` extractor: that would copy every header.
+    let headers = request.headers();
+    let action = header(headers, &ACTION_HEADER, "action")?;
+    let resource = header(headers, &RESOURCE_HEADER, "resource")?;
+    if let Some(problem) = check_problem(action, resource) {
+        return Err(ApiError::bad_request(problem));
+    }
     principal.require(action, resource)?;
     let (kind, token_id) = match principal.kind {
         PrincipalKind::Session { .. } => ("session", None),
         PrincipalKind::PersonalToken { token_id } => ("personal-token", Some(token_id)),
         PrincipalKind::ServiceToken { token_id } => ("service-token", Some(token_id)),
     };
-    let mut response = Data(true).into_response();
+    let mut response = Response::new(Body::from(ALLOWED_BODY));
+    // Room for these five and the request id, so the map never grows.
     let out = response.headers_mut();
-    out.insert(
-        HeaderName::from_static("x-auth-principal"),
-        HeaderValue::from_static(kind),
-    );
+    out.reserve(8);
+    out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    out.insert(X_AUTH_PRINCIPAL, HeaderValue::from_static(kind));
     if let Some(id) = token_id {
-        out.insert(HeaderName::from_static("x-auth-token-id"), uuid_header(id));
+        out.insert(X_AUTH_TOKEN_ID, uuid_header(id));
     }
-    out.insert(
-        HeaderName::from_static("x-auth-organization"),
-        uuid_header(principal.organization_id),
-    );
-    out.insert(
-        HeaderName::from_static("x-auth-user-id"),
-        uuid_header(principal.user.id),
-    );
+    out.insert(X_AUTH_ORGANIZATION, uuid_header(principal.organization_id));
+    out.insert(X_AUTH_USER_ID, uuid_header(principal.user_id));
     Ok(response)
 }
 
+// Built at compile time, not parsed on every allowed request.
+const X_AUTH_PRINCIPAL: HeaderName = HeaderName::from_static("x-auth-principal");
+const X_AUTH_TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-token-id");
+const X_AUTH_ORGANIZATION: HeaderName = HeaderName::from_static("x-auth-organization");
+const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
+
+/// `Data(true)`, written once: the gateway path answers it on every allowed request.
+const ALLOWED_BODY: &str = r#"{"success":true,"errors":[],"data":true}"#;
+
 fn uuid_header(id: Uuid) -> HeaderValue {
+    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
     // A hyphenated UUID is always a valid header value.
-    HeaderValue::from_str(&id.to_string()).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut buffer).as_bytes())
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allowed_body_is_the_envelope_of_true() {
+        let envelope = super::super::Envelope {
+            success: true,
+            errors: Vec::new(),
+            data: Some(true),
+        };
+        assert_eq!(
+            serde_json::to_string(&envelope).expect("json"),
+            ALLOWED_BODY
+        );
+    }
+
+    #[test]
+    fn uuid_headers_are_hyphenated_lower_case() {
+        let id = Uuid::new_v4();
+        assert_eq!(uuid_header(id).to_str().ok(), Some(id.to_string().as_str()));
+    }
 }

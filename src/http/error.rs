@@ -32,12 +32,26 @@ impl<T: Serialize> IntoResponse for Created<T> {
 }
 
 fn envelope_ok<T: Serialize>(status: StatusCode, data: T) -> Response {
-    let body = Envelope {
+    let envelope = Envelope {
         success: true,
         errors: Vec::new(),
         data: Some(data),
     };
-    (status, Json(body)).into_response()
+    // Sized for the common small answers (`/auth/check`'s among them), so the buffer does not
+    // grow while serialising, and handed to the body without a copy.
+    let mut body = Vec::with_capacity(256);
+    if let Err(e) = serde_json::to_writer(&mut body, &envelope) {
+        return ApiError::Internal(e.into()).into_response();
+    }
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -124,6 +138,8 @@ pub fn error_response(status: StatusCode, errors: Vec<String>) -> Response {
 
 const UNAUTHORIZED_BODY: &str = r#"{"success":false,"errors":["Unauthorized"],"data":null}"#;
 const FORBIDDEN_BODY: &str = r#"{"success":false,"errors":["Forbidden"],"data":null}"#;
+const TOO_MANY_REQUESTS_BODY: &str =
+    r#"{"success":false,"errors":["TooManyRequests"],"data":null}"#;
 
 fn static_error(status: StatusCode, body: &'static str) -> Response {
     (
@@ -147,6 +163,9 @@ impl IntoResponse for ApiError {
             // The hot refusals: bodies written once, not serialised per request.
             ApiError::Unauthorized => static_error(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY),
             ApiError::Forbidden => static_error(StatusCode::FORBIDDEN, FORBIDDEN_BODY),
+            ApiError::TooManyRequests { .. } => {
+                static_error(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_REQUESTS_BODY)
+            }
             _ => error_response(self.status(), self.codes()),
         };
         match self {
@@ -214,6 +233,12 @@ mod tests {
         for (error, body) in [
             (ApiError::Unauthorized, UNAUTHORIZED_BODY),
             (ApiError::Forbidden, FORBIDDEN_BODY),
+            (
+                ApiError::TooManyRequests {
+                    retry_after_secs: 1,
+                },
+                TOO_MANY_REQUESTS_BODY,
+            ),
         ] {
             let envelope: Envelope<()> = Envelope {
                 success: false,

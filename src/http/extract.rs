@@ -7,6 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::db::Page;
@@ -29,6 +30,15 @@ where
         let bytes = read_body(req, state).await?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON request's body, for handlers that deserialize borrowing from it (`parse_json`);
+/// the same rejections as `ApiJson`.
+pub async fn json_body(req: Request) -> Result<Bytes, ApiError> {
+    if !is_json(&req) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    read_body(req, &()).await
 }
 
 /// An optional JSON body: an empty body is `None` (for `POST …/rotate` without options).
@@ -65,7 +75,8 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
     })
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses JSON with `ApiJson`'s field-specific errors; `T` may borrow from `bytes`.
+pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     // The common case, fast; the slower path-tracking parse only runs to explain an error.
     if let Ok(value) = serde_json::from_slice(bytes) {
         return Ok(value);

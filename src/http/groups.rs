@@ -35,7 +35,7 @@ pub struct ListQuery {
     pub page_size: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/groups", tag = "groups", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/groups", tag = "groups", params(ListQuery),
     responses((status = 200, body = Paged<GroupView>)))]
 async fn list(
     State(state): State<AppState>,
@@ -50,7 +50,7 @@ async fn list(
     Ok(Data(Paged { total_count, items }))
 }
 
-#[utoipa::path(get, path = "/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),
     responses((status = 200, body = GroupView), (status = 404)))]
 async fn get_group(
     State(state): State<AppState>,
@@ -70,7 +70,7 @@ pub struct CreateGroup {
     pub description: Option<String>,
 }
 
-#[utoipa::path(post, path = "/groups", tag = "groups", request_body = CreateGroup,
+#[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = CreateGroup,
     responses((status = 201, body = GroupView), (status = 409, description = "NameHasBeenUsed")))]
 async fn create(
     State(state): State<AppState>,
@@ -101,7 +101,7 @@ async fn create(
     Ok(Created(group))
 }
 
-#[utoipa::path(delete, path = "/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn delete(
     State(state): State<AppState>,
@@ -129,7 +129,7 @@ async fn delete(
 }
 
 /// Add a member of the organization to the group (idempotent).
-#[utoipa::path(put, path = "/groups/{id}/members/{userId}", tag = "groups",
+#[utoipa::path(put, path = "/api/v1/groups/{id}/members/{userId}", tag = "groups",
     params(("id" = Uuid, Path), ("userId" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn add_member(
@@ -161,7 +161,7 @@ async fn add_member(
     Ok(Data(true))
 }
 
-#[utoipa::path(delete, path = "/groups/{id}/members/{userId}", tag = "groups",
+#[utoipa::path(delete, path = "/api/v1/groups/{id}/members/{userId}", tag = "groups",
     params(("id" = Uuid, Path), ("userId" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn remove_member(
@@ -191,7 +191,7 @@ async fn remove_member(
     Ok(Data(true))
 }
 
-#[utoipa::path(put, path = "/groups/{id}/policies/{policyId}", tag = "groups",
+#[utoipa::path(put, path = "/api/v1/groups/{id}/policies/{policyId}", tag = "groups",
     params(("id" = Uuid, Path), ("policyId" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn attach_policy(
@@ -223,7 +223,7 @@ async fn attach_policy(
     Ok(Data(true))
 }
 
-#[utoipa::path(delete, path = "/groups/{id}/policies/{policyId}", tag = "groups",
+#[utoipa::path(delete, path = "/api/v1/groups/{id}/policies/{policyId}", tag = "groups",
     params(("id" = Uuid, Path), ("policyId" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn detach_policy(

@@ -42,7 +42,7 @@ pub struct LoginResponse {
 }
 
 /// Log in with email and password; returns a web session.
-#[utoipa::path(post, path = "/identity/login", tag = "identity", security(()),
+#[utoipa::path(post, path = "/api/v1/identity/login", tag = "identity", security(()),
     request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, description = "EmailPasswordMismatch")))]
 async fn login(
@@ -102,7 +102,7 @@ async fn login(
 }
 
 /// End this web session.
-#[utoipa::path(post, path = "/identity/logout", tag = "identity",
+#[utoipa::path(post, path = "/api/v1/identity/logout", tag = "identity",
     responses((status = 200, body = bool)))]
 async fn logout(State(state): State<AppState>, session: CurrentSession) -> ApiResult<Data<bool>> {
     identity::delete_session(&state.db, session.session_id).await?;
@@ -118,7 +118,7 @@ pub struct Profile {
 }
 
 /// The logged-in member's profile and organizations.
-#[utoipa::path(get, path = "/user/profile", tag = "identity",
+#[utoipa::path(get, path = "/api/v1/user/profile", tag = "identity",
     responses((status = 200, body = Profile)))]
 async fn profile(
     State(state): State<AppState>,
@@ -139,7 +139,7 @@ pub struct ChangePassword {
 }
 
 /// Change the password; every other session of the user ends.
-#[utoipa::path(put, path = "/user/password", tag = "identity",
+#[utoipa::path(put, path = "/api/v1/user/password", tag = "identity",
     request_body = ChangePassword,
     responses((status = 200, body = bool), (status = 400, description = "currentPassword_is_invalid")))]
 async fn change_password(

@@ -43,7 +43,7 @@ pub struct ListQuery {
 }
 
 /// Members of the organization, by name.
-#[utoipa::path(get, path = "/members", tag = "members", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/members", tag = "members", params(ListQuery),
     responses((status = 200, body = Paged<MemberView>)))]
 async fn list(
     State(state): State<AppState>,
@@ -59,7 +59,7 @@ async fn list(
 }
 
 /// One member.
-#[utoipa::path(get, path = "/members/{userId}", tag = "members",
+#[utoipa::path(get, path = "/api/v1/members/{userId}", tag = "members",
     params(("userId" = Uuid, Path)),
     responses((status = 200, body = MemberView), (status = 404)))]
 async fn get_member(
@@ -86,7 +86,7 @@ pub struct AddMember {
 }
 
 /// Add a member, creating the user if the email is new. Needs `CanManageIAM`.
-#[utoipa::path(post, path = "/members", tag = "members", request_body = AddMember,
+#[utoipa::path(post, path = "/api/v1/members", tag = "members", request_body = AddMember,
     responses((status = 201, body = MemberView), (status = 409, description = "MemberAlreadyExists")))]
 async fn add(
     State(state): State<AppState>,
@@ -169,7 +169,7 @@ fn is_plausible_email(email: &str) -> bool {
 
 /// Remove a member: their policy and group links go, and every personal token they own here
 /// becomes Inactive in the same transaction (SPEC §5.4). Service tokens they made keep working.
-#[utoipa::path(delete, path = "/members/{userId}", tag = "members",
+#[utoipa::path(delete, path = "/api/v1/members/{userId}", tag = "members",
     params(("userId" = Uuid, Path)),
     responses((status = 200, body = bool), (status = 400, description = "CannotRemoveLastOwner")))]
 async fn remove(
@@ -215,7 +215,7 @@ async fn remove(
 
 /// A member's effective live statements (all their policies, direct and through groups).
 /// The member themself, or `CanManageIAM`.
-#[utoipa::path(get, path = "/members/{userId}/permissions", tag = "members",
+#[utoipa::path(get, path = "/api/v1/members/{userId}/permissions", tag = "members",
     params(("userId" = Uuid, Path)),
     responses((status = 200, body = Vec<Statement>)))]
 async fn permissions(
@@ -224,7 +224,7 @@ async fn permissions(
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> ApiResult<Data<Vec<Statement>>> {
     let org = principal.organization_id;
-    if principal.user.id != user_id {
+    if principal.user_id != user_id {
         require_iam(&principal)?;
     }
     if !identity::is_member(&state.db, org, user_id).await? {
@@ -234,7 +234,7 @@ async fn permissions(
 }
 
 /// Attach a policy to a member (idempotent).
-#[utoipa::path(put, path = "/members/{userId}/policies/{policyId}", tag = "members",
+#[utoipa::path(put, path = "/api/v1/members/{userId}/policies/{policyId}", tag = "members",
     params(("userId" = Uuid, Path), ("policyId" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn attach_policy(
@@ -267,7 +267,7 @@ async fn attach_policy(
 }
 
 /// Detach a policy from a member (idempotent). The last Owner keeps the Owner policy.
-#[utoipa::path(delete, path = "/members/{userId}/policies/{policyId}", tag = "members",
+#[utoipa::path(delete, path = "/api/v1/members/{userId}/policies/{policyId}", tag = "members",
     params(("userId" = Uuid, Path), ("policyId" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn detach_policy(

@@ -171,7 +171,8 @@ impl AppState {
     }
 }
 
-/// Everything under `/api/v1`, with its OpenAPI paths.
+/// Everything under `/api/v1`, with its OpenAPI paths. The handlers' paths carry the prefix
+/// themselves: a nested router would rewrite every request's URI on the hot path.
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(identity::router())
@@ -188,7 +189,7 @@ fn api() -> OpenApiRouter<AppState> {
 /// The whole application, without the listener: tests and `serve` share it.
 pub fn app(state: AppState, options: &AppOptions) -> Router {
     let (api_router, openapi) = OpenApiRouter::with_openapi(openapi::base())
-        .nest("/api/v1", api())
+        .merge(api())
         .merge(health::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);

@@ -15,7 +15,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The caller's organizations.
-#[utoipa::path(get, path = "/organizations", tag = "organizations",
+#[utoipa::path(get, path = "/api/v1/organizations", tag = "organizations",
     responses((status = 200, body = Vec<OrganizationView>)))]
 async fn list(
     State(state): State<AppState>,
@@ -33,7 +33,7 @@ pub struct CreateOrganization {
 }
 
 /// Create an organization; the caller becomes its Owner.
-#[utoipa::path(post, path = "/organizations", tag = "organizations",
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations",
     request_body = CreateOrganization,
     responses((status = 201, body = OrganizationView)))]
 async fn create(

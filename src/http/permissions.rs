@@ -13,7 +13,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Every known action with its resource type and description.
-#[utoipa::path(get, path = "/permissions", tag = "iam",
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "iam",
     responses((status = 200, body = Vec<ActionInfo>)))]
 async fn catalogue(
     State(state): State<AppState>,

@@ -39,7 +39,7 @@ pub struct ListQuery {
 }
 
 /// Built-in policies first, then the organization's own, by name.
-#[utoipa::path(get, path = "/policies", tag = "policies", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(ListQuery),
     responses((status = 200, body = Paged<PolicyView>)))]
 async fn list(
     State(state): State<AppState>,
@@ -54,7 +54,7 @@ async fn list(
     Ok(Data(Paged { total_count, items }))
 }
 
-#[utoipa::path(get, path = "/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
     responses((status = 200, body = PolicyView), (status = 404)))]
 async fn get_policy(
     State(state): State<AppState>,
@@ -97,7 +97,7 @@ fn valid_statements(
 }
 
 /// Create a custom policy. Needs `CanManageIAM`.
-#[utoipa::path(post, path = "/policies", tag = "policies", request_body = CreatePolicy,
+#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = CreatePolicy,
     responses((status = 201, body = PolicyView), (status = 409, description = "NameHasBeenUsed")))]
 async fn create(
     State(state): State<AppState>,
@@ -144,7 +144,7 @@ async fn custom_policy(state: &AppState, org: Uuid, id: Uuid) -> ApiResult<Polic
 }
 
 /// Rename a custom policy or change its description. Needs `CanManageIAM`.
-#[utoipa::path(put, path = "/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
+#[utoipa::path(put, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
     request_body = UpdatePolicy, responses((status = 200, body = PolicyView)))]
 async fn update(
     State(state): State<AppState>,
@@ -191,7 +191,7 @@ async fn update(
 
 /// Replace a custom policy's statements (FeatBit's shape: the body is the array). Takes effect
 /// on the next request of every member and personal token that holds the policy.
-#[utoipa::path(put, path = "/policies/{id}/statements", tag = "policies",
+#[utoipa::path(put, path = "/api/v1/policies/{id}/statements", tag = "policies",
     params(("id" = Uuid, Path)), request_body = Vec<Statement>,
     responses((status = 200, body = PolicyView)))]
 async fn replace_statements(
@@ -223,7 +223,7 @@ async fn replace_statements(
 }
 
 /// Delete a custom policy; it is detached from every member and group. Needs `CanManageIAM`.
-#[utoipa::path(delete, path = "/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
     responses((status = 200, body = bool)))]
 async fn delete(
     State(state): State<AppState>,

@@ -573,6 +573,49 @@ async fn rotation_kills_the_old_secret_unless_a_grace_is_asked(db: PgPool) {
         .assert_error(400, "oldTokenExpiresInSeconds_is_invalid");
 }
 
+/// Service credentials are looked up without the owner's live permissions (a narrower query):
+/// the previous secret during a rotation's grace, and `whoami`'s creator, must still hold.
+#[sqlx::test]
+async fn a_rotated_service_token_keeps_its_grace_and_whoami_names_its_creator(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, _, dev) = owner_and_developer(&app).await;
+    let (id, old) = app.token(&dev, service("deploy")).await;
+    let me = app.get("/api/v1/auth/whoami", &old).await;
+    me.assert(200);
+    assert_eq!(me.data()["principal"]["kind"], "serviceToken");
+    assert_eq!(me.data()["user"]["email"], "dev@example.test");
+    assert_eq!(me.data()["token"]["id"], id.to_string());
+
+    let rotated = app
+        .post(
+            &format!("/api/v1/access-tokens/{id}/rotate"),
+            &dev,
+            json!({ "oldTokenExpiresInSeconds": 3600 }),
+        )
+        .await;
+    rotated.assert(200);
+    let new = Caller {
+        token: rotated.data()["token"].as_str().expect("secret").to_owned(),
+        ..old.clone()
+    };
+    for caller in [&old, &new] {
+        app.forward(caller, "ManageFeatureFlag", FLAG)
+            .await
+            .assert(200);
+        app.forward(caller, "ManageSegment", FLAG)
+            .await
+            .assert_error(403, "Forbidden");
+    }
+    app.sql("update access_tokens set previous_secret_expires_at = now() - interval '1 second'")
+        .await;
+    app.forward(&old, "ManageFeatureFlag", FLAG)
+        .await
+        .assert_error(401, "Unauthorized");
+    app.forward(&new, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+}
+
 #[sqlx::test]
 async fn rename_keeps_permissions_immutable_and_names_unique(db: PgPool) {
     let app = TestApp::spawn(db).await;
