@@ -27,12 +27,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "tokengate")
-DURATION = int(os.environ.get("BENCH_DURATION", "6"))  # seconds per wrk run
+DURATION = int(os.environ.get("BENCH_DURATION", "5"))  # seconds per wrk run
 # Throughput measures run this many times, interleaved (live, check, forward, malformed, miss,
-# select, then again), and each row reports its median round: on a small shared VM one wrk run
+# select, then again), and each row reports its median round (the login storm likewise, by p99): on a small shared VM one wrk run
 # can land on a bad scheduling pattern and lose a fifth of its throughput, which would otherwise
 # decide a ratio. Baselines and subjects get the same treatment.
-THROUGHPUT_ROUNDS = int(os.environ.get("BENCH_THROUGHPUT_ROUNDS", "3"))
+THROUGHPUT_ROUNDS = int(os.environ.get("BENCH_THROUGHPUT_ROUNDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "100"))  # revocation rounds
 PORTS = {"A": 18080, "B": 18081, "C": 18082}
@@ -182,11 +182,12 @@ def check_lua(directory):
     return path
 
 
-def median_run(results):
-    """The run with the median throughput (the lower middle one for an even count)."""
-    ordered = sorted(results, key=lambda r: r["rps"])
+def median_run(results, key="rps"):
+    """The run with the median `key` (the lower middle one for an even count)."""
+    ordered = sorted(results, key=lambda r: r[key])
     chosen = dict(ordered[(len(ordered) - 1) // 2])
     chosen["all_rps"] = [r["rps"] for r in results]
+    chosen["all_p99"] = [r["p99"] for r in results]
     # A failed request in any round counts against the row.
     chosen["non2xx"] = sum(r["non2xx"] for r in results)
     return chosen
@@ -332,7 +333,13 @@ def main():
             log("revocation across replicas")
             cross_p50, cross_p99 = cross_replica_latency(a, b, owner)
             log("/auth/check during 100 concurrent logins")
-            storm = check_during_logins(lua, svc)
+            # A latency target: the row is the round with the median p99.
+            storms = []
+            for round_no in range(1, THROUGHPUT_ROUNDS + 1):
+                log(f"round {round_no}/{THROUGHPUT_ROUNDS}: /auth/check during logins")
+                storms.append(check_during_logins(lua, svc))
+            storm = median_run(storms, key="p99")
+            storm["logins"] = sum(r["logins"] for r in storms)
     finally:
         for p in procs:
             p.terminate()
@@ -380,7 +387,9 @@ def main():
                  f"{stale} of {stale_rounds} | 0 | {verdict(stale == 0)} |")
     table.append(f"| cross-replica revocation (revoke on A, poll B), {ROUNDS} rounds | | {cross_p50:.2f} | "
                  f"{cross_p99:.2f} | | p99 ≤ 50 ms | {verdict(cross_p99 <= 50)} |")
-    row(f"`POST /auth/check` during 100 concurrent logins ({storm['logins']} logins)", storm,
+    p99s = " / ".join(f"{x:.2f}" for x in storm["all_p99"])
+    row(f"`POST /auth/check` during 100 concurrent logins ({storm['logins']} logins in "
+        f"{len(storm['all_p99'])} rounds; p99 per round: {p99s} ms)", storm,
         f"{ratio(storm['rps'], rows['check']['rps']):.2f} × cached", "p99 ≤ 5 ms", storm["p99"] <= 5)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
