@@ -20,10 +20,12 @@ pub async fn principal(
 ) -> Result<Principal, ApiError> {
     let digest = state.hash_key.digest(credential);
     let stats = &state.caches.stats;
-    let token = match state.caches.token(&digest) {
+    // On a miss, the owner's live permissions come with the token (one round trip), and are
+    // used as read even when the caches are bypassed (listener down, or caching off).
+    let (token, fresh_live) = match state.caches.token(&digest) {
         TokenLookup::Hit(token) => {
             CacheStats::count(&stats.token_hits);
-            token
+            (token, None)
         }
         TokenLookup::KnownUnknown => {
             CacheStats::count(&stats.token_hits);
@@ -57,7 +59,10 @@ pub async fn principal(
     }
     let mut layers = Vec::with_capacity(token.bounds.len() + 1);
     if token.personal {
-        let live = live_permissions(state, token.organization_id, token.creator_id).await?;
+        let live = match fresh_live {
+            Some(live) => live,
+            None => live_permissions(state, token.organization_id, token.creator_id).await?,
+        };
         if !live.is_member {
             return Err(ApiError::Forbidden);
         }
@@ -91,12 +96,12 @@ pub async fn principal(
 }
 
 /// One round trip for a token the cache does not know, remembered for the next request (an
-/// unknown digest only briefly).
+/// unknown digest only briefly). For a personal token, also its owner's live permissions.
 async fn load(
     state: &AppState,
     digest: Digest,
     personal: bool,
-) -> Result<Arc<CachedToken>, ApiError> {
+) -> Result<(Arc<CachedToken>, Option<Arc<LiveEntry>>), ApiError> {
     let generation = state.caches.generation();
     CacheStats::count(&state.caches.stats.db_lookups);
     let db = state.db.clone();
@@ -117,16 +122,23 @@ async fn load(
     if let Some(scope) = row.scope {
         bounds.push(Arc::new(serde_json::from_str(&scope).map_err(corrupt)?));
     }
-    if let Some((is_member, statements)) = &row.owner {
-        // The same round trip brought the owner's live permissions: remember them too.
-        let live = Arc::new(LiveEntry {
-            is_member: *is_member,
-            statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
-        });
-        state
-            .caches
-            .insert_live(generation, row.organization_id, row.creator_id, live);
-    }
+    let live = match &row.owner {
+        Some((is_member, statements)) => {
+            // The same round trip brought the owner's live permissions: remember them too.
+            let live = Arc::new(LiveEntry {
+                is_member: *is_member,
+                statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
+            });
+            state.caches.insert_live(
+                generation,
+                row.organization_id,
+                row.creator_id,
+                live.clone(),
+            );
+            Some(live)
+        }
+        None => None,
+    };
     let token = Arc::new(CachedToken {
         id: row.id,
         organization_id: row.organization_id,
@@ -141,5 +153,5 @@ async fn load(
     state
         .caches
         .insert_token(generation, digest, Some(token.clone()));
-    Ok(token)
+    Ok((token, live))
 }

@@ -207,3 +207,31 @@ async fn killing_the_listener_never_lets_a_stale_verdict_through(db: PgPool) {
             .assert(expected);
     }
 }
+
+/// SPEC §7.2: a miss is one database round trip, the owner's live permissions included — also
+/// while the caches are bypassed (the listener down), when nothing read can be kept.
+#[sqlx::test]
+async fn a_miss_is_one_round_trip_even_while_the_caches_are_bypassed(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let (_, _, personal, service) = setup(&a).await;
+    let lookups = || {
+        a.state
+            .caches
+            .stats
+            .db_lookups
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    for bypassed in [false, true] {
+        a.state.caches.set_enabled(!bypassed);
+        a.state
+            .caches
+            .invalidate(tokengate::auth::Invalidation::All);
+        for caller in [&personal, &service] {
+            let before = lookups();
+            a.forward(caller, "ManageFeatureFlag", FLAG)
+                .await
+                .assert(200);
+            assert_eq!(lookups() - before, 1, "bypassed: {bypassed}");
+        }
+    }
+}
