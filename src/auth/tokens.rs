@@ -122,11 +122,11 @@ async fn load(
     if let Some(scope) = row.scope {
         bounds.push(Arc::new(serde_json::from_str(&scope).map_err(corrupt)?));
     }
-    let live = match &row.owner {
-        Some((is_member, statements)) => {
+    let live = match (row.owner_is_member, &row.live_statements) {
+        (Some(is_member), Some(statements)) => {
             // The same round trip brought the owner's live permissions: remember them too.
             let live = Arc::new(LiveEntry {
-                is_member: *is_member,
+                is_member,
                 statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
             });
             state.caches.insert_live(
@@ -137,7 +137,7 @@ async fn load(
             );
             Some(live)
         }
-        None => None,
+        _ => None,
     };
     let token = Arc::new(CachedToken {
         id: row.id,

@@ -320,7 +320,8 @@ pub struct VerifiedToken {
     pub grace_ends_at: Option<DateTime<Utc>>,
     /// For personal tokens: whether the owner is a member, and the owner's live statements as
     /// JSON text. `None` for service tokens, whose power is frozen.
-    pub owner: Option<(bool, String)>,
+    pub owner_is_member: Option<bool>,
+    pub live_statements: Option<String>,
 }
 
 /// The token a digest belongs to: its current secret, or its previous one during the grace
@@ -334,35 +335,26 @@ pub async fn by_digest(
     personal: bool,
 ) -> sqlx::Result<Option<VerifiedToken>> {
     if !personal {
-        let row = sqlx::query!(
+        return sqlx::query_as!(
+            VerifiedToken,
             r#"(select id as "id!", organization_id as "organization_id!", type as "kind!",
                        status as "status!", creator_id as "creator_id!", scope::text as scope,
-                       ceiling::text as "ceiling!", expires_at, null::timestamptz as grace_ends_at
+                       ceiling::text as "ceiling!", expires_at, null::timestamptz as grace_ends_at,
+                       null::bool as "owner_is_member?", null::text as "live_statements?"
                   from access_tokens where secret_hash = $1)
                union all
                (select id, organization_id, type, status, creator_id, scope::text, ceiling::text,
-                       expires_at, previous_secret_expires_at
+                       expires_at, previous_secret_expires_at, null, null
                   from access_tokens
                  where previous_secret_hash = $1 and previous_secret_expires_at > now())
                limit 1"#,
             digest.as_bytes()
         )
         .fetch_optional(db)
-        .await?;
-        return Ok(row.map(|r| VerifiedToken {
-            id: r.id,
-            organization_id: r.organization_id,
-            kind: r.kind,
-            status: r.status,
-            creator_id: r.creator_id,
-            scope: r.scope,
-            ceiling: r.ceiling,
-            expires_at: r.expires_at,
-            grace_ends_at: r.grace_ends_at,
-            owner: None,
-        }));
+        .await;
     }
-    let row = sqlx::query!(
+    sqlx::query_as!(
+        VerifiedToken,
         r#"with t as (
              (select id, organization_id, type, status, creator_id, scope, ceiling, expires_at,
                      null::timestamptz as grace_ends_at
@@ -378,7 +370,7 @@ pub async fn by_digest(
              t.ceiling::text as "ceiling!", t.expires_at, t.grace_ends_at,
              exists(select 1 from memberships m
                     where m.organization_id = t.organization_id and m.user_id = t.creator_id)
-               as "owner_is_member!",
+               as "owner_is_member?",
              coalesce((select jsonb_agg(s order by p.id) from policies p
                        cross join lateral jsonb_array_elements(p.statements) s
                        where p.id in (
@@ -388,24 +380,12 @@ pub async fn by_digest(
                          select gp.policy_id from group_policies gp
                          join group_members gm on gm.group_id = gp.group_id
                          where gm.organization_id = t.organization_id and gm.user_id = t.creator_id)),
-                      '[]'::jsonb)::text as "live_statements!"
+                      '[]'::jsonb)::text as "live_statements?"
            from t"#,
         digest.as_bytes()
     )
     .fetch_optional(db)
-    .await?;
-    Ok(row.map(|r| VerifiedToken {
-        id: r.id,
-        organization_id: r.organization_id,
-        kind: r.kind,
-        status: r.status,
-        creator_id: r.creator_id,
-        scope: r.scope,
-        ceiling: r.ceiling,
-        expires_at: r.expires_at,
-        grace_ends_at: r.grace_ends_at,
-        owner: Some((r.owner_is_member, r.live_statements)),
-    }))
+    .await
 }
 
 /// Writes a batch of `lastUsedAt` values in one statement; never moves a value backwards
