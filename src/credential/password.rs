@@ -139,8 +139,11 @@ impl PasswordHasher {
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
-                // The caller may have gone (a client disconnect): nothing to deliver then.
-                let _ = done.send(work());
+                // A caller that has gone while the job queued (a client disconnect during a
+                // login storm) gets no hash: the thread moves on to one that is awaited.
+                if !done.is_closed() {
+                    let _ = done.send(work());
+                }
             }))
             .map_err(|_| anyhow::anyhow!("the password hashing threads have stopped"))?;
         result
@@ -213,6 +216,44 @@ mod tests {
         for name in names {
             assert_eq!(name.expect("job ran").as_deref(), Some("tokengate-hash-0"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_has_gone_is_skipped() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let hasher = PasswordHasher::new(1).expect("hasher");
+        // Hold the only thread until released.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let started = Arc::new(AtomicBool::new(false));
+        let (holder, holder_started) = (hasher.clone(), started.clone());
+        let holding = tokio::spawn(async move {
+            holder
+                .run(move || {
+                    holder_started.store(true, Ordering::SeqCst);
+                    held.recv().is_ok()
+                })
+                .await
+        });
+        while !started.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        // Queued behind it, then abandoned by its caller.
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            hasher.run(move || flag.store(true, Ordering::SeqCst)),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the job should still be queued");
+        release.send(()).expect("holder waiting");
+        assert!(holding.await.expect("joined").expect("job ran"));
+        // The queue is in order: once this one has run, the abandoned one has been passed.
+        hasher.run(|| ()).await.expect("job ran");
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "an abandoned hash was computed"
+        );
     }
 
     #[test]
