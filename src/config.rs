@@ -51,6 +51,10 @@ pub struct DatabaseConfig {
     /// Seconds to wait for a pooled connection before answering 503.
     #[arg(long, env = "TOKENGATE_DB_ACQUIRE_TIMEOUT", default_value_t = 5)]
     pub db_acquire_timeout_secs: u64,
+
+    /// A pooled connection idle at least this many seconds is pinged before use (0: always).
+    #[arg(long, env = "TOKENGATE_DB_PING_AFTER_IDLE", default_value_t = 1)]
+    pub db_ping_after_idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -129,6 +133,10 @@ pub struct ServeConfig {
 impl DatabaseConfig {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_secs(self.db_acquire_timeout_secs)
+    }
+
+    pub fn ping_after_idle(&self) -> Duration {
+        Duration::from_secs(self.db_ping_after_idle_secs)
     }
 }
 

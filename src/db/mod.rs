@@ -6,7 +6,7 @@ pub mod identity;
 pub mod tokens;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 
 use crate::config::DatabaseConfig;
 
@@ -14,10 +14,27 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A pool that connects lazily: the service starts (and reports not-ready) while the database is
 /// down, and recovers by itself when it comes back.
+///
+/// sqlx pings every connection it hands out by default: a second round trip per query (a cache
+/// miss served a quarter more requests without it). Only a connection idle for
+/// `TOKENGATE_DB_PING_AFTER_IDLE` (where a restarted server or a middlebox may have dropped it
+/// unseen) is pinged; one that fails the ping is replaced before the query runs. A connection in
+/// steady use is not: had it broken, its last query would have failed and sqlx would have
+/// closed it.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let ping_after_idle = config.ping_after_idle();
     Ok(PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.acquire_timeout())
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ping_after_idle {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy(config.database_url.expose())?)
 }
 

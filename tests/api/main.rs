@@ -8,6 +8,7 @@ mod helpers;
 mod iam;
 mod identity;
 mod limits;
+mod pool;
 mod process;
 mod replicas;
 mod tokens;

@@ -22,7 +22,7 @@ struct Process {
 }
 
 /// The URL of this test's own database (`#[sqlx::test]` made it on DATABASE_URL's server).
-fn database_url(db: &PgPool) -> String {
+pub fn database_url(db: &PgPool) -> String {
     let server = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let base = server.split('?').next().unwrap_or(&server);
     let base = &base[..base.rfind('/').expect("a database path")];
