@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod last_used;
 pub mod listener;
+pub mod parsed;
 mod principal;
 pub mod rate_limit;
 pub mod tokens;

@@ -116,18 +116,20 @@ async fn load(
     };
     let corrupt =
         |e: serde_json::Error| ApiError::Internal(anyhow::anyhow!("corrupt token row: {e}"));
-    // JSON arrives as text and is parsed straight into statements: no intermediate values.
-    let frozen: Vec<Vec<Statement>> = serde_json::from_str(&row.ceiling).map_err(corrupt)?;
-    let mut bounds: Vec<Arc<Vec<Statement>>> = frozen.into_iter().map(Arc::new).collect();
+    // JSON arrives as text; text seen before is not parsed again (`auth::parsed`).
+    let parsed = &state.caches.parsed;
+    let frozen = parsed.layers(&row.ceiling).map_err(corrupt)?;
+    let mut bounds: Vec<Arc<Vec<Statement>>> = Vec::with_capacity(frozen.len() + 1);
+    bounds.extend(frozen.iter().cloned());
     if let Some(scope) = row.scope {
-        bounds.push(Arc::new(serde_json::from_str(&scope).map_err(corrupt)?));
+        bounds.push(parsed.list(&scope).map_err(corrupt)?);
     }
     let live = match (row.owner_is_member, &row.live_statements) {
         (Some(is_member), Some(statements)) => {
             // The same round trip brought the owner's live permissions: remember them too.
             let live = Arc::new(LiveEntry {
                 is_member,
-                statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
+                statements: parsed.list(statements).map_err(corrupt)?,
             });
             state.caches.insert_live(
                 generation,
@@ -142,8 +144,8 @@ async fn load(
     let token = Arc::new(CachedToken {
         id: row.id,
         organization_id: row.organization_id,
-        personal: row.kind == "Personal",
-        active: row.status == "Active",
+        personal: row.personal,
+        active: row.active,
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
         creator_id: row.creator_id,

@@ -309,10 +309,10 @@ pub async fn delete(
 pub struct VerifiedToken {
     pub id: Uuid,
     pub organization_id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub personal: bool,
+    pub active: bool,
     pub creator_id: Uuid,
-    /// JSON text, parsed by the caller straight into statements.
+    /// JSON text, parsed by the caller (`auth::parsed`).
     pub scope: Option<String>,
     pub ceiling: String,
     pub expires_at: Option<DateTime<Utc>>,
@@ -337,14 +337,15 @@ pub async fn by_digest(
     if !personal {
         return sqlx::query_as!(
             VerifiedToken,
-            r#"(select id as "id!", organization_id as "organization_id!", type as "kind!",
-                       status as "status!", creator_id as "creator_id!", scope::text as scope,
+            r#"(select id as "id!", organization_id as "organization_id!",
+                       type = 'Personal' as "personal!", status = 'Active' as "active!",
+                       creator_id as "creator_id!", scope::text as scope,
                        ceiling::text as "ceiling!", expires_at, null::timestamptz as grace_ends_at,
                        null::bool as "owner_is_member?", null::text as "live_statements?"
                   from access_tokens where secret_hash = $1)
                union all
-               (select id, organization_id, type, status, creator_id, scope::text, ceiling::text,
-                       expires_at, previous_secret_expires_at, null, null
+               (select id, organization_id, type = 'Personal', status = 'Active', creator_id,
+                       scope::text, ceiling::text, expires_at, previous_secret_expires_at, null, null
                   from access_tokens
                  where previous_secret_hash = $1 and previous_secret_expires_at > now())
                limit 1"#,
@@ -365,8 +366,9 @@ pub async fn by_digest(
                 from access_tokens
                where previous_secret_hash = $1 and previous_secret_expires_at > now())
              limit 1)
-           select t.id as "id!", t.organization_id as "organization_id!", t.type as "kind!",
-             t.status as "status!", t.creator_id as "creator_id!", t.scope::text as scope,
+           select t.id as "id!", t.organization_id as "organization_id!",
+             t.type = 'Personal' as "personal!", t.status = 'Active' as "active!",
+             t.creator_id as "creator_id!", t.scope::text as scope,
              t.ceiling::text as "ceiling!", t.expires_at, t.grace_ends_at,
              exists(select 1 from memberships m
                     where m.organization_id = t.organization_id and m.user_id = t.creator_id)
