@@ -151,7 +151,7 @@ mod tests {
         let parsed = ParsedStatements::default();
         let big = format!(
             "[{}]",
-            vec![LIST.trim_matches(['[', ']'])].repeat(20_000).join(",")
+            [LIST.trim_matches(['[', ']'])].repeat(20_000).join(",")
         );
         assert!(big.len() > MAX_TEXT_BYTES / 4);
         for n in 0..5 {
