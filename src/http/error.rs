@@ -43,6 +43,11 @@ fn envelope_ok<T: Serialize>(status: StatusCode, data: T) -> Response {
     if let Err(e) = serde_json::to_writer(&mut body, &envelope) {
         return ApiError::Internal(e.into()).into_response();
     }
+    json_response(status, body)
+}
+
+/// A response whose body is already serialised JSON.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(

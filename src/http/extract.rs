@@ -78,7 +78,11 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
 /// Parses JSON with `ApiJson`'s field-specific errors; `T` may borrow from `bytes`.
 pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     // The common case, fast; the slower path-tracking parse only runs to explain an error.
-    if let Ok(value) = serde_json::from_slice(bytes) {
+    // UTF-8 is checked once for the whole body rather than string by string.
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(ApiError::bad_request("InvalidJson"));
+    };
+    if let Ok(value) = serde_json::from_str(text) {
         return Ok(value);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -106,13 +110,20 @@ fn is_json(req: &Request) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let mime = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    // Compared in place, case-insensitively: this runs on every JSON request.
+    if value.eq_ignore_ascii_case("application/json") {
+        return true;
+    }
+    let mime = value.split(';').next().unwrap_or("").trim();
+    let has = |range: Option<&str>, expected: &str| {
+        range.is_some_and(|part| part.eq_ignore_ascii_case(expected))
+    };
+    mime.eq_ignore_ascii_case("application/json")
+        || (has(mime.get(..12), "application/")
+            && has(
+                mime.len().checked_sub(5).and_then(|at| mime.get(at..)),
+                "+json",
+            ))
 }
 
 /// `<field>_is_required` / `<field>_is_invalid` from serde's path and message.
@@ -233,6 +244,40 @@ pub fn page(index: Option<i64>, size: Option<i64>) -> Result<Page, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_content_types_are_recognised_in_any_case() {
+        let with = |content_type: &str| {
+            let request = Request::builder()
+                .header(CONTENT_TYPE, content_type)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            is_json(&request)
+        };
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ",
+            "application/merge-patch+json",
+            "APPLICATION/VND.API+JSON;v=1",
+        ] {
+            assert!(with(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "text/plain",
+            "application/jsonx",
+            "text/json",
+            "+json",
+            "application/",
+            "application/xml",
+            "text/x+json",
+        ] {
+            assert!(!with(no), "{no}");
+        }
+        let bare = Request::new(axum::body::Body::empty());
+        assert!(!is_json(&bare));
+    }
 
     #[test]
     fn field_codes_name_the_field() {

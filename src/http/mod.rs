@@ -34,7 +34,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use error::{error_response, ApiError, ApiResult, Created, Data, Envelope};
+pub use error::{error_response, json_response, ApiError, ApiResult, Created, Data, Envelope};
 pub use extract::{client_ip, page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
 use crate::auth::rate_limit::RateLimiter;

@@ -34,6 +34,22 @@ async fn malformed_json_is_400_invalid_json(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_body_that_is_not_utf8_is_400_invalid_json(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    for body in [
+        &b"{\"email\": \"\xff\", \"password\": \"x\"}"[..],
+        b"\xfe{}",
+    ] {
+        app.raw(Method::POST, "/api/v1/identity/login", None, |r| {
+            r.header("content-type", "application/json")
+                .body(body.to_vec())
+        })
+        .await
+        .assert_error(400, "InvalidJson");
+    }
+}
+
+#[sqlx::test]
 async fn wrong_content_type_is_415(db: PgPool) {
     let app = TestApp::spawn(db).await;
     app.raw(Method::POST, "/api/v1/identity/login", None, |r| {
