@@ -227,10 +227,14 @@ pub async fn live_permissions(
     crate::auth::cache::CacheStats::count(&state.caches.stats.db_lookups);
     let db = state.db.clone();
     // Detached from the request future, like the token lookup (see `tokens::load`).
-    let (is_member, statements) =
-        tokio::spawn(async move { iam::member_permissions(&db, organization_id, user_id).await })
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))??;
+    let (is_member, statements) = tokio::spawn(async move {
+        crate::db::read_retrying(&db, || {
+            iam::member_permissions(&db, organization_id, user_id)
+        })
+        .await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))??;
     let entry = Arc::new(LiveEntry {
         is_member,
         statements: Arc::new(statements),

@@ -107,9 +107,11 @@ async fn load(
     let db = state.db.clone();
     // Detached from the request: a client that disconnects mid-query must not make sqlx
     // close a pooled connection (which would churn reconnects under load).
-    let row = tokio::spawn(async move { tokens::by_digest(&db, &digest, personal).await })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    let row = tokio::spawn(async move {
+        crate::db::read_retrying(&db, || tokens::by_digest(&db, &digest, personal)).await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))??;
     let Some(row) = row else {
         state.caches.insert_token(generation, digest, None);
         return Err(ApiError::Unauthorized);

@@ -38,6 +38,41 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .connect_lazy(config.database_url.expose())?)
 }
 
+/// Whether `e` says the connection a query ran on was lost (its backend killed, or the link
+/// dropped while it sat idle) rather than anything about the query. A database that is down
+/// shows up as a pool timeout instead, which this does not count.
+pub fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            // 57P01 admin shutdown, 57P02 crash shutdown, 08xxx connection exceptions.
+            .is_some_and(|c| c == "57P01" || c == "57P02" || c.starts_with("08")),
+        _ => false,
+    }
+}
+
+/// Runs a read, and again while its connection turns out to have been lost: sqlx closes each
+/// dead connection it finds, so every try gets another, and there are at most as many tries as
+/// the pool had connections (plus one on a fresh connection). Connections are not pinged before
+/// every query (see `pool`), so this is what keeps connections killed while idle from failing
+/// verifications. Only for reads: a write may have committed before the loss was seen.
+pub async fn read_retrying<T, Fut>(pool: &PgPool, read: impl Fn() -> Fut) -> sqlx::Result<T>
+where
+    Fut: std::future::Future<Output = sqlx::Result<T>>,
+{
+    let mut retries = pool.size() as usize + 1;
+    loop {
+        match read().await {
+            Err(e) if retries > 0 && connection_lost(&e) => {
+                tracing::info!(error = %e, "database connection lost; reading again");
+                retries -= 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// A pool whose first connection has been made, for one-shot commands.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let pool = pool(config)?;

@@ -6,16 +6,23 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokengate::config::{DatabaseConfig, Secret};
 
+use serde_json::json;
+
+use crate::helpers::TestApp;
 use crate::process::database_url;
 
-fn one_connection_pool(db: &PgPool, ping_after_idle_secs: u64) -> PgPool {
+fn service_pool(db: &PgPool, max_connections: u32, ping_after_idle_secs: u64) -> PgPool {
     let config = DatabaseConfig {
         database_url: database_url(db).parse::<Secret>().expect("url"),
-        db_max_connections: 1,
+        db_max_connections: max_connections,
         db_acquire_timeout_secs: 5,
         db_ping_after_idle_secs: ping_after_idle_secs,
     };
     tokengate::db::pool(&config).expect("pool")
+}
+
+fn one_connection_pool(db: &PgPool, ping_after_idle_secs: u64) -> PgPool {
+    service_pool(db, 1, ping_after_idle_secs)
 }
 
 async fn backend(pool: &PgPool) -> Result<i32, sqlx::Error> {
@@ -61,4 +68,48 @@ async fn a_connection_in_steady_use_is_not_pinged(db: PgPool) {
     );
     let next = backend(&pool).await.expect("a fresh connection serves");
     assert_ne!(first, next);
+}
+
+/// Verification reads are retried once when their connection was lost, so killing the service's
+/// database connections does not fail the next cache misses (nothing pinged them first).
+#[sqlx::test]
+async fn a_verification_whose_connection_was_killed_is_read_again(db: PgPool) {
+    // Never idle long enough here to be pinged: only the retry can save the lookup.
+    let app = TestApp::spawn(service_pool(&db, 2, 3600)).await;
+    let (_, owner) = app.owner().await;
+    let permissions = json!([{ "resourceType": "flag", "effect": "allow", "actions": ["*"],
+        "resources": ["project/*:env/*:flag/*"] }]);
+    let (_, service) = app
+        .token(
+            &owner,
+            json!({ "name": "s", "type": "Service", "permissions": permissions }),
+        )
+        .await;
+    let (_, personal) = app
+        .token(&owner, json!({ "name": "p", "type": "Personal" }))
+        .await;
+    for round in 0..3 {
+        for caller in [&service, &personal] {
+            // Every pooled connection of the service (not the listener's) dies while idle.
+            let killed: i64 = sqlx::query_scalar(
+                // Materialized: the filter runs before any termination, never after.
+                "with victims as materialized (
+                   select pid from pg_stat_activity
+                    where datname = current_database() and pid <> pg_backend_pid()
+                      and backend_type = 'client backend' and query not ilike 'listen%')
+                 select count(*) from victims where pg_terminate_backend(pid, 5000)",
+            )
+            .fetch_one(&db)
+            .await
+            .expect("terminate");
+            assert!(killed >= 1, "round {round}: no connection to kill");
+            // A miss: the token and (for the personal one) the owner's live permissions.
+            app.state
+                .caches
+                .invalidate(tokengate::auth::Invalidation::All);
+            app.forward(caller, "ManageFeatureFlag", "project/web:env/prod:flag/x")
+                .await
+                .assert(200);
+        }
+    }
 }
