@@ -15,6 +15,7 @@ mod openapi;
 mod organizations;
 mod permissions;
 mod policies;
+mod repoll;
 pub mod server;
 
 use std::net::IpAddr;

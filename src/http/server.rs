@@ -69,11 +69,11 @@ pub async fn run(
                     .max_buf_size(MAX_READ_BUFFER)
                     .serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
-                tokio::spawn(async move {
+                tokio::spawn(super::repoll::Repoll::new(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
-                });
+                }));
             }
             () = &mut shutdown => break,
         }
