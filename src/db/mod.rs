@@ -53,8 +53,8 @@ pub fn connection_lost(e: &sqlx::Error) -> bool {
 }
 
 /// Runs a read, and again while its connection turns out to have been lost: sqlx closes each
-/// dead connection it finds, so every try gets another, and there are at most as many tries as
-/// the pool had connections (plus one on a fresh connection). Connections are not pinged before
+/// dead connection it finds, so every try gets another; it gives up after one retry per
+/// connection the pool had, plus one on a fresh connection. Connections are not pinged before
 /// every query (see `pool`), so this is what keeps connections killed while idle from failing
 /// verifications. Only for reads: a write may have committed before the loss was seen.
 pub async fn read_retrying<T, Fut>(pool: &PgPool, read: impl Fn() -> Fut) -> sqlx::Result<T>

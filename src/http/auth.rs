@@ -158,7 +158,7 @@ async fn check(principal: Principal, request: Request) -> ApiResult<Response> {
 
 /// The 200 envelope around a `CheckResponse`, written directly: the bytes `Data(CheckResponse)`
 /// serialises to (a property test holds it to that), without serde_json's byte-at-a-time
-/// escaping of strings that need none, which was a sixth of `/auth/check`'s own work.
+/// escaping of strings that need none: about a tenth of `/auth/check`'s own work (callgrind).
 fn check_body(results: &[CheckResult]) -> Vec<u8> {
     let bool_json = |b: bool| if b { &b"true"[..] } else { &b"false"[..] };
     let mut out = Vec::with_capacity(64 + results.len() * 128);
