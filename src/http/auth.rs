@@ -231,7 +231,9 @@ async fn forward(principal: Principal, request: Request) -> ApiResult<Response> 
         PrincipalKind::ServiceToken { token_id } => ("service-token", Some(token_id)),
     };
     let mut response = Response::new(Body::from(ALLOWED_BODY));
-    // Room for these five and the request id, so the map never grows.
+    // Room for these five and the request id, so the map never grows. Built by hand rather
+    // than with `json_response`: reserving after its first insert cost a reallocation here
+    // (callgrind: about 400 instructions on every allowed request).
     let out = response.headers_mut();
     out.reserve(8);
     out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -1,5 +1,6 @@
 //! FeatBit's envelope `{success, errors, data}` and the one error type every handler returns.
 
+use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -46,15 +47,15 @@ fn envelope_ok<T: Serialize>(status: StatusCode, data: T) -> Response {
     json_response(status, body)
 }
 
-/// A response whose body is already serialised JSON.
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+/// A response whose body is already serialised JSON (built per request, or written once).
+pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        body.into(),
     )
         .into_response()
 }
@@ -146,18 +147,6 @@ const FORBIDDEN_BODY: &str = r#"{"success":false,"errors":["Forbidden"],"data":n
 const TOO_MANY_REQUESTS_BODY: &str =
     r#"{"success":false,"errors":["TooManyRequests"],"data":null}"#;
 
-fn static_error(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(e) = &self {
@@ -166,10 +155,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = match &self {
             // The hot refusals: bodies written once, not serialised per request.
-            ApiError::Unauthorized => static_error(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY),
-            ApiError::Forbidden => static_error(StatusCode::FORBIDDEN, FORBIDDEN_BODY),
+            ApiError::Unauthorized => json_response(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY),
+            ApiError::Forbidden => json_response(StatusCode::FORBIDDEN, FORBIDDEN_BODY),
             ApiError::TooManyRequests { .. } => {
-                static_error(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_REQUESTS_BODY)
+                json_response(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_REQUESTS_BODY)
             }
             _ => error_response(self.status(), self.codes()),
         };
