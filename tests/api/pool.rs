@@ -31,6 +31,19 @@ async fn backend(pool: &PgPool) -> Result<i32, sqlx::Error> {
         .await
 }
 
+/// Waits until the pool's connection is back in its idle queue. sqlx returns a connection on a
+/// task of its own, after a ping of its own: killing the backend before that finishes would
+/// make the pool drop the connection itself, and the test would prove nothing.
+async fn until_idle(pool: &PgPool) {
+    for _ in 0..500 {
+        if pool.num_idle() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the connection never went back to the pool");
+}
+
 /// Kills `pid` from another connection and waits until it is gone.
 async fn kill(db: &PgPool, pid: i32) {
     let killed: bool = sqlx::query_scalar("select pg_terminate_backend($1, 5000)")
@@ -45,6 +58,7 @@ async fn kill(db: &PgPool, pid: i32) {
 async fn a_connection_that_died_while_idle_is_replaced_before_use(db: PgPool) {
     let pool = one_connection_pool(&db, 1);
     let first = backend(&pool).await.expect("first query");
+    until_idle(&pool).await;
     kill(&db, first).await;
     // Idle long enough to be pinged: the ping finds it dead and a new connection serves.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -61,6 +75,7 @@ async fn a_connection_in_steady_use_is_not_pinged(db: PgPool) {
     // However slow this machine, the connection is never idle for an hour here.
     let pool = one_connection_pool(&db, 3600);
     let first = backend(&pool).await.expect("first query");
+    until_idle(&pool).await;
     kill(&db, first).await;
     assert!(
         backend(&pool).await.is_err(),
