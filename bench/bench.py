@@ -312,6 +312,8 @@ def main():
                 "miss": lambda d=DURATION: wrk(PORTS["C"], "/api/v1/auth/forward", svc,
                                                headers=forward_headers, duration=d),
                 "select": lambda d=DURATION: wrk(PORTS["C"], "/bench/select", svc, duration=d),
+                "select_readers": lambda d=DURATION: wrk(PORTS["C"], "/bench/select-readers", svc,
+                                                         duration=d),
             }
             runs = {name: [] for name in measures}
             lookups = 0
@@ -402,6 +404,9 @@ def main():
     mr, text = ratio_text("miss", "select", "select")
     row("`GET /auth/forward`, cache miss every request", rows["miss"], text, "≥ 0.90 × select",
         mr >= 0.90 and rows["miss"]["non2xx"] == 0)
+    _, text = ratio_text("miss", "select_readers", "this")
+    row("`GET /bench/select-readers` (the same SELECT on the verification connections, for "
+        "comparison)", rows["select_readers"], f"the miss: {text}", "—", True)
     br, text = ratio_text("malformed", "live", "live")
     row(f"malformed token (401); verification database lookups: {lookups} (all database transactions "
         f"in the window, background `lastUsedAt` flushes included: {max(xacts, 0)})",

@@ -678,8 +678,10 @@ def case_down_at_start():
 
 
 def case_pool_exhausted():
-    result = Result(4, "pool exhausted (2 connections, acquire timeout 1 s, caches off)")
+    result = Result(4, "connections exhausted (2 pooled + 2 verification connections, acquire "
+                       "timeout 1 s, caches off)")
     tg = Tokengate("case4-pool", {"TOKENGATE_DB_MAX_CONNECTIONS": "2",
+                                  "TOKENGATE_DB_VERIFY_CONNECTIONS": "2",
                                   "TOKENGATE_DB_ACQUIRE_TIMEOUT": "1",
                                   "TOKENGATE_CACHE_MAX_ENTRIES": "0"})
     locker = None

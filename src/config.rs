@@ -55,6 +55,10 @@ pub struct DatabaseConfig {
     /// A pooled connection idle at least this many seconds is pinged before use (0: always).
     #[arg(long, env = "TOKENGATE_DB_PING_AFTER_IDLE", default_value_t = 1)]
     pub db_ping_after_idle_secs: u64,
+
+    /// Connections kept apart from the pool for token verification reads.
+    #[arg(long, env = "TOKENGATE_DB_VERIFY_CONNECTIONS", default_value_t = 8)]
+    pub db_verify_connections: u32,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -225,13 +225,12 @@ pub async fn live_permissions(
     }
     let generation = state.caches.generation();
     crate::auth::cache::CacheStats::count(&state.caches.stats.db_lookups);
-    let db = state.db.clone();
+    let readers = state.readers.clone();
     // Detached from the request future, like the token lookup (see `tokens::load`).
     let (is_member, statements) = tokio::spawn(async move {
-        crate::db::read_retrying(&db, || {
-            iam::member_permissions(&db, organization_id, user_id)
-        })
-        .await
+        readers
+            .read(|conn| Box::pin(iam::member_permissions(conn, organization_id, user_id)))
+            .await
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))??;

@@ -104,11 +104,20 @@ async fn load(
 ) -> Result<(Arc<CachedToken>, Option<Arc<LiveEntry>>), ApiError> {
     let generation = state.caches.generation();
     CacheStats::count(&state.caches.stats.db_lookups);
-    let db = state.db.clone();
-    // Detached from the request: a client that disconnects mid-query must not make sqlx
-    // close a pooled connection (which would churn reconnects under load).
+    let readers = state.readers.clone();
+    // Detached from the request: a client that disconnects mid-query must not cost a
+    // connection (a read dropped half-way closes its own, which would churn reconnects).
     let row = tokio::spawn(async move {
-        crate::db::read_retrying(&db, || tokens::by_digest(&db, &digest, personal)).await
+        readers
+            .read(|conn| {
+                Box::pin(async move {
+                    match tokens::by_digest(&mut *conn, digest, personal).await? {
+                        Some(row) => Ok(Some(row)),
+                        None => tokens::by_previous_digest(conn, digest).await,
+                    }
+                })
+            })
+            .await
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))??;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod iam;
 pub mod identity;
+pub mod readers;
 pub mod tokens;
 
 use sqlx::postgres::PgPoolOptions;
@@ -49,27 +50,6 @@ pub fn connection_lost(e: &sqlx::Error) -> bool {
             // 57P01 admin shutdown, 57P02 crash shutdown, 08xxx connection exceptions.
             .is_some_and(|c| c == "57P01" || c == "57P02" || c.starts_with("08")),
         _ => false,
-    }
-}
-
-/// Runs a read, and again while its connection turns out to have been lost: sqlx closes each
-/// dead connection it finds, so every try gets another; it gives up after one retry per
-/// connection the pool had, plus one on a fresh connection. Connections are not pinged before
-/// every query (see `pool`), so this is what keeps connections killed while idle from failing
-/// verifications. Only for reads: a write may have committed before the loss was seen.
-pub async fn read_retrying<T, Fut>(pool: &PgPool, read: impl Fn() -> Fut) -> sqlx::Result<T>
-where
-    Fut: std::future::Future<Output = sqlx::Result<T>>,
-{
-    let mut retries = pool.size() as usize + 1;
-    loop {
-        match read().await {
-            Err(e) if retries > 0 && connection_lost(&e) => {
-                tracing::info!(error = %e, "database connection lost; reading again");
-                retries -= 1;
-            }
-            result => return result,
-        }
     }
 }
 

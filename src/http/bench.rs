@@ -10,7 +10,9 @@ use super::{ApiError, ApiResult, AppState, Data};
 use crate::auth::bearer_credential;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/bench/select", get(select))
+    Router::new()
+        .route("/bench/select", get(select))
+        .route("/bench/select-readers", get(select_on_readers))
 }
 
 /// The cost floor of a cache miss: parse + HMAC the bearer, then one indexed one-row SELECT
@@ -24,5 +26,32 @@ async fn select(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
     )
     .fetch_optional(&state.db)
     .await?;
+    found.map(|_| Data(true)).ok_or(ApiError::Unauthorized)
+}
+
+/// The same SELECT on the connections verification reads use (`db::readers`), spawned as
+/// verification spawns it: what a miss costs beyond its round trip, with the round trip alike.
+async fn select_on_readers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Data<bool>> {
+    let credential = bearer_credential(&headers)?;
+    let digest = state.hash_key.digest(&credential);
+    let readers = state.readers.clone();
+    let found = tokio::spawn(async move {
+        readers
+            .read(|conn| {
+                Box::pin(
+                    sqlx::query_scalar!(
+                        "select id from access_tokens where secret_hash = $1",
+                        digest.as_bytes()
+                    )
+                    .fetch_optional(conn),
+                )
+            })
+            .await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))??;
     found.map(|_| Data(true)).ok_or(ApiError::Unauthorized)
 }

@@ -42,6 +42,7 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{listener, CacheConfig, Caches, Invalidation, LastUsed};
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
+use crate::db::readers::{Readers, ReadersConfig};
 use crate::policy::{ActionInfo, Catalogue};
 
 /// One page of a list: `data = {totalCount, items}` (SPEC §4).
@@ -66,6 +67,8 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub db: PgPool,
+    /// Connections of their own for verification reads (`db::readers`).
+    pub readers: Readers,
     pub hash_key: HashKey,
     pub hasher: PasswordHasher,
     pub catalogue: Catalogue,
@@ -98,8 +101,17 @@ impl AppState {
         session_ttl: Duration,
         cache: CacheConfig,
     ) -> Self {
+        let readers = Readers::new(
+            (*db.connect_options()).clone(),
+            ReadersConfig {
+                max_connections: 8,
+                acquire_timeout: db.options().get_acquire_timeout(),
+                ping_after_idle: Duration::from_secs(1),
+            },
+        );
         AppState(Arc::new(Inner {
             db,
+            readers,
             hash_key,
             hasher,
             catalogue,
@@ -159,6 +171,14 @@ impl AppState {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             inner.auth_failures = limits.auth_failures();
             inner.login_failures = limits.login_failures();
+        }
+        self
+    }
+
+    /// Sets how verification reads connect. Only before the state is shared.
+    pub fn with_readers(mut self, config: ReadersConfig) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.readers = Readers::new((*inner.db.connect_options()).clone(), config);
         }
         self
     }
@@ -371,8 +391,10 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
         config.session_ttl(),
         config.cache(),
     )
+    .with_readers(ReadersConfig::from_database(&config.database))
     .with_max_token_lifetime(config.max_token_lifetime())
     .with_limits(config.limits());
+    let readers = state.readers.clone();
     let options = AppOptions {
         request_timeout: config.request_timeout(),
         cors_origins: config.cors_origins.clone(),
@@ -401,6 +423,7 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
     if let Err(e) = last_used.flush(&db).await {
         tracing::warn!(error = %e, "could not record lastUsedAt at shutdown");
     }
+    readers.close().await;
     tracing::info!("shut down");
     Ok(())
 }

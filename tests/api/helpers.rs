@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokengate::auth::{listener, CacheConfig, Invalidation};
 use tokengate::credential::{HashKey, PasswordHasher};
+use tokengate::db::readers::ReadersConfig;
 use tokengate::http::server::{self, ServerOptions};
 use tokengate::http::{app, AppOptions, AppState};
 use tokengate::policy::Catalogue;
@@ -99,7 +100,12 @@ impl Caller {
 
 impl TestApp {
     pub async fn spawn(db: PgPool) -> TestApp {
-        Self::spawn_with_key(db, HashKey::generate_base64()).await
+        Self::spawn_with_key(db, HashKey::generate_base64(), None).await
+    }
+
+    /// With its verification connections (`db::readers`) set up as `readers` says.
+    pub async fn spawn_with_readers(db: PgPool, readers: ReadersConfig) -> TestApp {
+        Self::spawn_with_key(db, HashKey::generate_base64(), Some(readers)).await
     }
 
     /// A second replica: its own pool, caches and listener, on the same database and key.
@@ -107,10 +113,10 @@ impl TestApp {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(5)
             .connect_lazy_with((*self.db.connect_options()).clone());
-        Self::spawn_with_key(pool, self.key.clone()).await
+        Self::spawn_with_key(pool, self.key.clone(), None).await
     }
 
-    async fn spawn_with_key(db: PgPool, key: String) -> TestApp {
+    async fn spawn_with_key(db: PgPool, key: String, readers: Option<ReadersConfig>) -> TestApp {
         let hash_key = HashKey::from_base64(&key).expect("key");
         let hasher = PasswordHasher::new(2).expect("hasher");
         let state = AppState::new(
@@ -121,6 +127,10 @@ impl TestApp {
             Duration::from_secs(3600),
             CacheConfig::default(),
         );
+        let state = match readers {
+            Some(readers) => state.with_readers(readers),
+            None => state,
+        };
         // The cache-invalidation listener on its own connection, as in `serve`.
         let listener_pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)

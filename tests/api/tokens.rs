@@ -573,6 +573,31 @@ async fn rotation_kills_the_old_secret_unless_a_grace_is_asked(db: PgPool) {
         .assert_error(400, "oldTokenExpiresInSeconds_is_invalid");
 }
 
+/// A previous secret is found by a lookup of its own, which does not bring the owner's live
+/// permissions the way the current secret's does: they are read apart, and still decide.
+#[sqlx::test]
+async fn a_personal_tokens_previous_secret_answers_to_its_owners_live_permissions(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, _, dev) = owner_and_developer(&app).await;
+    let (id, old) = app.token(&dev, personal("rotating")).await;
+    app.post(
+        &format!("/api/v1/access-tokens/{id}/rotate"),
+        &dev,
+        json!({ "oldTokenExpiresInSeconds": 3600 }),
+    )
+    .await
+    .assert(200);
+    // Nothing cached: the lookup by the previous secret, then the owner's live permissions.
+    app.sql("select 1").await;
+    app.forward(&old, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+    app.sql("delete from member_policies").await;
+    app.forward(&old, "ManageFeatureFlag", FLAG)
+        .await
+        .assert_error(403, "Forbidden");
+}
+
 /// Service credentials are looked up without the owner's live permissions (a narrower query):
 /// the previous secret during a rotation's grace, and `whoami`'s creator, must still hold.
 #[sqlx::test]
