@@ -124,6 +124,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENGATE_MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<usize>,
 
+    /// While token verification is busy (≥ 1,000 a second on this process), the percentage of
+    /// their time the hashing threads may hash (10–100; 100 never holds them back).
+    #[arg(long, env = "TOKENGATE_HASH_SHARE_UNDER_LOAD", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(10..=100))]
+    pub hash_share_under_load: u8,
+
     /// Longest lifetime a token may have, in days (none by default). Tokens created without
     /// `expiresAt` then expire after this long.
     #[arg(long, env = "TOKENGATE_MAX_TOKEN_LIFETIME_DAYS")]

@@ -137,6 +137,11 @@ impl CacheStats {
     pub fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Token verifications so far, hits and misses.
+    pub fn verifications(&self) -> u64 {
+        self.token_hits.load(Ordering::Relaxed) + self.token_misses.load(Ordering::Relaxed)
+    }
 }
 
 /// A token lookup's outcome.

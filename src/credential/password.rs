@@ -1,7 +1,8 @@
 //! argon2id password hashing off the async runtime, on a bounded number of background-class
 //! threads, so a login storm can neither take every core nor delay token verification.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -23,6 +24,8 @@ pub enum PasswordPolicyError {
 pub struct PasswordHasher {
     /// The queue of the hashing threads; they stop when the last clone is dropped.
     jobs: mpsc::Sender<Job>,
+    /// Set once, by `pace`: read by the hashing threads after every job.
+    pacing: Arc<OnceLock<Pacing>>,
     /// Verified against when the email is unknown, so that costs the same as a wrong password.
     dummy_hash: Arc<str>,
 }
@@ -71,6 +74,33 @@ pub fn check_policy(password: &str) -> Result<(), PasswordPolicyError> {
 /// A hashing job: runs on one of the hashing threads.
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Token verifications per second, on this process, from which verification counts as busy.
+const BUSY_VERIFICATIONS_PER_SECOND: f64 = 1000.0;
+
+/// The least share of its threads' time hashing keeps, however busy verification is: logins
+/// slow down under load, they never stop.
+pub const MIN_HASH_SHARE: f64 = 0.1;
+
+/// Holds hashing to a share of its threads' time while token verification is busy
+/// (`PasswordHasher::pace`).
+struct Pacing {
+    /// A count that grows by one with every token verification of this process.
+    verifications: Box<dyn Fn() -> u64 + Send + Sync>,
+    share: f64,
+}
+
+/// How long a hashing thread rests after a hash that took `took`, during which `verifications`
+/// token verifications ran: not at all while verification is quiet; while it is busy, long
+/// enough that hashing takes `share` of the thread's time (never less than `MIN_HASH_SHARE`).
+pub fn rest_after(took: Duration, verifications: u64, share: f64) -> Duration {
+    let secs = took.as_secs_f64();
+    let busy = secs > 0.0 && verifications as f64 >= BUSY_VERIFICATIONS_PER_SECOND * secs;
+    if !busy || share >= 1.0 {
+        return Duration::ZERO;
+    }
+    took.mul_f64(1.0 / share.max(MIN_HASH_SHARE) - 1.0)
+}
+
 /// Hashing threads are background-class (`SCHED_IDLE`): whenever a token verification wants a
 /// core it preempts a hash at once, so a login storm slows logins down, not verification.
 /// (A nice value is not enough: the scheduler lets a running task finish its slice first, which
@@ -91,11 +121,15 @@ fn make_this_thread_background() {
 }
 
 /// Starts `count` hashing threads that take jobs from one queue until every sender is gone.
-fn start_hashing_threads(count: usize) -> anyhow::Result<mpsc::Sender<Job>> {
+fn start_hashing_threads(
+    count: usize,
+    pacing: &Arc<OnceLock<Pacing>>,
+) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel::<Job>();
     let receiver = Arc::new(Mutex::new(receiver));
     for n in 0..count {
         let receiver = receiver.clone();
+        let pacing = pacing.clone();
         std::thread::Builder::new()
             .name(format!("tokengate-hash-{n}"))
             .spawn(move || {
@@ -106,9 +140,17 @@ fn start_hashing_threads(count: usize) -> anyhow::Result<mpsc::Sender<Job>> {
                         Ok(queue) => queue.recv(),
                         Err(_) => return,
                     };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                    let Ok(job) = job else { return };
+                    let Some(pacing) = pacing.get() else {
+                        job();
+                        continue;
+                    };
+                    let (started, before) = (Instant::now(), (pacing.verifications)());
+                    job();
+                    let during = (pacing.verifications)().saturating_sub(before);
+                    let rest = rest_after(started.elapsed(), during, pacing.share);
+                    if !rest.is_zero() {
+                        std::thread::sleep(rest);
                     }
                 }
             })?;
@@ -121,10 +163,24 @@ impl PasswordHasher {
     /// halves beyond the core count. Further requests queue.
     pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
         let dummy = hash_blocking("tokengate-timing-equaliser")?;
+        let pacing = Arc::new(OnceLock::new());
         Ok(PasswordHasher {
-            jobs: start_hashing_threads(max_concurrent.max(1))?,
+            jobs: start_hashing_threads(max_concurrent.max(1), &pacing)?,
+            pacing,
             dummy_hash: dummy.into(),
         })
+    }
+
+    /// While token verification is busy (`verifications` counts them), hashing takes at most
+    /// `share` of its threads' time: even at background priority, a hash filling the gaps a
+    /// saturated core leaves costs verification its tail latency (docs/benchmarks.md). Logins
+    /// then slow down; they never stop (`MIN_HASH_SHARE`). Once per hasher; `share` ≥ 1 paces
+    /// nothing.
+    pub fn pace(&self, share: f64, verifications: impl Fn() -> u64 + Send + Sync + 'static) {
+        let _ = self.pacing.set(Pacing {
+            verifications: Box::new(verifications),
+            share,
+        });
     }
 
     pub fn check_policy(password: &str) -> Result<(), PasswordPolicyError> {
@@ -206,6 +262,40 @@ mod tests {
         assert_eq!(on_hashing_thread, Some(SCHED_IDLE));
         // The runtime's own threads keep the normal policy.
         assert_eq!(this_threads_policy(), Some(0));
+    }
+
+    #[test]
+    fn hashing_rests_only_while_verification_is_busy() {
+        let hash = Duration::from_millis(20);
+        // 1,000 verifications a second is busy: 20 of them during a 20 ms hash.
+        assert_eq!(rest_after(hash, 19, 0.5), Duration::ZERO);
+        assert_eq!(rest_after(hash, 20, 0.5), hash);
+        assert_eq!(rest_after(hash, 1_000_000, 0.25), hash * 3);
+        // Never below the minimum share, and a share of 1 paces nothing.
+        assert_eq!(rest_after(hash, 1_000_000, 0.0), hash * 9);
+        assert_eq!(rest_after(hash, 1_000_000, 1.0), Duration::ZERO);
+        assert_eq!(rest_after(Duration::ZERO, 5, 0.5), Duration::ZERO);
+    }
+
+    /// The hashing thread reads the verification count around every job once paced.
+    #[tokio::test]
+    async fn a_paced_hasher_counts_verifications_around_every_job() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let hasher = PasswordHasher::new(1).expect("hasher");
+        let reads = Arc::new(AtomicU64::new(0));
+        let counter = reads.clone();
+        hasher.pace(0.5, move || counter.fetch_add(1, Ordering::SeqCst));
+        for _ in 0..3 {
+            hasher.run(|| ()).await.expect("job ran");
+        }
+        // Before and after each job; the last read may land just after the job's answer.
+        for _ in 0..500 {
+            if reads.load(Ordering::SeqCst) >= 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 6);
     }
 
     #[tokio::test]

@@ -395,6 +395,12 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
     .with_max_token_lifetime(config.max_token_lifetime())
     .with_limits(config.limits());
     let readers = state.readers.clone();
+    let caches = state.caches.clone();
+    state
+        .hasher
+        .pace(f64::from(config.hash_share_under_load) / 100.0, move || {
+            caches.stats.verifications()
+        });
     let options = AppOptions {
         request_timeout: config.request_timeout(),
         cors_origins: config.cors_origins.clone(),
