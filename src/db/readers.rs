@@ -52,10 +52,11 @@ struct Idle {
     since: Instant,
 }
 
-/// A connection taken for one read; it goes back only through [`Lease::put_back`].
+/// A connection taken for one read; it goes back only through [`Lease::put_back`], and is
+/// closed when the lease is dropped without it.
 struct Lease {
     readers: Arc<Inner>,
-    conn: PgConnection,
+    conn: Option<PgConnection>,
     opened: Instant,
     _slot: OwnedSemaphorePermit,
 }
@@ -101,12 +102,15 @@ impl Readers {
         let mut retries = self.0.max + 1;
         loop {
             let mut lease = self.lease().await?;
-            match read(&mut lease.conn).await {
+            let Some(conn) = lease.conn.as_mut() else {
+                unreachable!("a lease holds its connection until put back")
+            };
+            match read(conn).await {
                 Ok(value) => {
                     lease.put_back();
                     return Ok(value);
                 }
-                // The lease is dropped with its connection: never reused after a failure.
+                // The lease is dropped and closes its connection: never reused after a failure.
                 Err(e) if retries > 0 && super::connection_lost(&e) => {
                     tracing::info!(error = %e, "database connection lost; reading again");
                     retries -= 1;
@@ -125,6 +129,7 @@ impl Readers {
     pub async fn close(&self) {
         let idle = std::mem::take(&mut *self.0.idle());
         for Idle { conn, .. } in idle {
+            // A connection that is gone already has nothing to say goodbye to.
             let _ = conn.close().await;
         }
     }
@@ -152,7 +157,7 @@ impl Readers {
             }
             return Ok(Lease {
                 readers: inner.clone(),
-                conn,
+                conn: Some(conn),
                 opened,
                 _slot: slot,
             });
@@ -162,7 +167,7 @@ impl Readers {
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(Lease {
             readers: inner.clone(),
-            conn,
+            conn: Some(conn),
             opened: Instant::now(),
             _slot: slot,
         })
@@ -187,28 +192,46 @@ impl Inner {
             let stale: Vec<Idle> = idle.drain(..stale).collect();
             (stale, idle.pop())
         };
-        if !stale.is_empty() {
-            tokio::spawn(async move {
-                for Idle { conn, .. } in stale {
-                    let _ = conn.close().await;
-                }
-            });
-        }
+        close_in_background(stale.into_iter().map(|idle| idle.conn));
         next
     }
 }
 
-impl Lease {
-    fn put_back(self) {
-        if self.opened.elapsed() >= MAX_LIFETIME {
-            return;
-        }
-        self.readers.idle().push(Idle {
-            conn: self.conn,
-            opened: self.opened,
-            since: Instant::now(),
+/// Says goodbye to the server (a `Terminate` message, so its log shows no broken connection)
+/// on a task of its own; outside a runtime the connections are simply dropped.
+fn close_in_background(conns: impl IntoIterator<Item = PgConnection>) {
+    let conns: Vec<PgConnection> = conns.into_iter().collect();
+    if conns.is_empty() {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            for conn in conns {
+                let _ = conn.close().await;
+            }
         });
+    }
+}
+
+impl Lease {
+    fn put_back(mut self) {
+        if self.opened.elapsed() >= MAX_LIFETIME {
+            return; // closed by the drop
+        }
+        if let Some(conn) = self.conn.take() {
+            self.readers.idle().push(Idle {
+                conn,
+                opened: self.opened,
+                since: Instant::now(),
+            });
+        }
         // The slot is released after the push, so whoever takes it finds the connection.
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        close_in_background(self.conn.take());
     }
 }
 
