@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 #[cfg(feature = "bench")]
 mod bench;
+mod drain;
 mod error;
 mod extract;
 mod groups;
@@ -224,7 +225,7 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_header_size))
-        .layer(middleware::from_fn(envelope_framework_errors))
+        .layer(middleware::from_fn(finish_responses))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
@@ -317,9 +318,20 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// What every response gets on its way out: the envelope for rejections produced outside our
+/// handlers, and the request body a handler did not read discarded first (`drain`), so the
+/// connection stays usable.
+async fn finish_responses(mut request: Request, next: Next) -> Response {
+    let unread = drain::Unread::watch(request.body_mut());
+    let mut response = envelope_framework_errors(next.run(request).await);
+    if let Some(unread) = unread {
+        unread.settle(&mut response).await;
+    }
+    response
+}
+
 /// Rejections produced outside our handlers (timeouts, body limits, ...) still get the envelope.
-async fn envelope_framework_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn envelope_framework_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

@@ -151,3 +151,95 @@ async fn nul_characters_are_refused_with_400_never_500(db: PgPool) {
         .await
         .assert_error(400, "name_is_invalid");
 }
+
+/// One HTTP/1.1 response off a raw connection: its head (lower-cased) and body.
+async fn read_response(conn: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = conn.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "connection closed before a response head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("content-length");
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let mut chunk = [0u8; 4096];
+        let n = conn.read(&mut chunk).await.expect("read body");
+        assert!(n > 0, "connection closed mid-body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    (head, body)
+}
+
+const CHECK_BODY: &str = r#"{"checks":[{"action":"ManageFeatureFlag","resource":"project/a"}]}"#;
+
+fn check_head_without_credentials() -> String {
+    format!(
+        "POST /api/v1/auth/check HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tgs_nope\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        CHECK_BODY.len()
+    )
+}
+
+/// A handler may answer before the request body has arrived (here a 401 from authentication).
+/// hyper would then close the keep-alive connection without saying so and the client's next
+/// request on it would fail; instead the body is discarded when it comes, and the connection
+/// serves the next request.
+#[sqlx::test]
+async fn a_request_answered_before_its_body_arrived_leaves_the_connection_usable(db: PgPool) {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn(db).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(check_head_without_credentials().as_bytes())
+        .await
+        .expect("head");
+    // Long enough for the handler to have answered; the body follows in its own packet.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    conn.write_all(CHECK_BODY.as_bytes()).await.expect("body");
+    let (head, body) = read_response(&mut conn).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("Unauthorized"));
+    conn.write_all(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("next request");
+    let (head, _) = read_response(&mut conn).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+}
+
+/// A body that never comes is not waited for long: the response says the connection closes.
+#[sqlx::test]
+async fn a_body_that_never_comes_gets_its_answer_and_a_closed_connection(db: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(db).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(check_head_without_credentials().as_bytes())
+        .await
+        .expect("head");
+    let (head, _) = read_response(&mut conn).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the server kept the connection open");
+}

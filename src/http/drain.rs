@@ -1,0 +1,166 @@
+//! Request bodies a handler answered without reading.
+//!
+//! A handler may answer before it reads the body: a 401 or 503 from authentication, a 404 for
+//! an id, a 413. hyper then drains what it has already buffered; if the rest of the body has
+//! not arrived yet, it closes the connection after the response without saying so, and the
+//! client's next request on that keep-alive connection fails (a broken pipe). So the body is
+//! watched: whatever a handler leaves unread is read and discarded here before the response
+//! goes out (bounded in size and time), and when that cannot be done the response says
+//! `Connection: close`.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use http_body::{Body as _, Frame, SizeHint};
+
+use super::MAX_BODY_BYTES;
+
+/// How long a client may take to send the rest of a body nobody reads.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a handler left of a watched body.
+pub struct Unread(Arc<Mutex<Option<Body>>>);
+
+impl Unread {
+    /// Watches `body` unless it is already at its end (no body at all, the usual GET).
+    pub fn watch(body: &mut Body) -> Option<Unread> {
+        if body.is_end_stream() {
+            return None;
+        }
+        let left = Arc::new(Mutex::new(None));
+        let inner = std::mem::take(body);
+        *body = Body::new(Watched {
+            inner: Some(inner),
+            finished: false,
+            left: left.clone(),
+        });
+        Some(Unread(left))
+    }
+
+    /// Reads and discards what the handler left, if anything; marks the response
+    /// `Connection: close` when the rest does not come soon or is larger than any body taken.
+    pub async fn settle(self, response: &mut Response) {
+        let left = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(body) = left else { return };
+        if !matches!(
+            tokio::time::timeout(DRAIN_TIMEOUT, discard(body)).await,
+            Ok(true)
+        ) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
+
+/// Whether the whole body arrived (and was no larger than `MAX_BODY_BYTES`).
+async fn discard(mut body: Body) -> bool {
+    let mut read = 0usize;
+    loop {
+        match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            None => return true,
+            Some(Err(_)) => return false,
+            Some(Ok(frame)) => {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                if read > MAX_BODY_BYTES {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// The request body as the handler sees it; on drop, hands back whatever was not read.
+struct Watched {
+    inner: Option<Body>,
+    finished: bool,
+    left: Arc<Mutex<Option<Body>>>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.finished = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().map_or(true, Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        if !self.finished && !inner.is_end_stream() {
+            *self.left.lock().unwrap_or_else(|e| e.into_inner()) = Some(inner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_leaves_nothing() {
+        let mut body = Body::from("{}");
+        let unread = Unread::watch(&mut body).expect("a body");
+        let read = axum::body::to_bytes(body, usize::MAX).await.expect("read");
+        assert_eq!(read, "{}");
+        let mut response = Response::new(Body::empty());
+        unread.settle(&mut response).await;
+        assert!(response.headers().get(header::CONNECTION).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unread_body_is_discarded_and_the_connection_kept() {
+        let mut body = Body::from("{\"never\":\"read\"}");
+        let unread = Unread::watch(&mut body).expect("a body");
+        drop(body);
+        assert!(unread.0.lock().expect("lock").is_some(), "handed back");
+        let mut response = Response::new(Body::empty());
+        unread.settle(&mut response).await;
+        assert!(response.headers().get(header::CONNECTION).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_too_large_to_discard_closes_the_connection() {
+        let mut body = Body::from(vec![b'x'; MAX_BODY_BYTES + 1]);
+        let unread = Unread::watch(&mut body).expect("a body");
+        drop(body);
+        let mut response = Response::new(Body::empty());
+        unread.settle(&mut response).await;
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+    }
+
+    #[test]
+    fn no_body_is_not_watched() {
+        assert!(Unread::watch(&mut Body::empty()).is_none());
+    }
+}
