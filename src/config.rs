@@ -52,12 +52,15 @@ pub struct DatabaseConfig {
     #[arg(long, env = "TOKENGATE_DB_ACQUIRE_TIMEOUT", default_value_t = 5)]
     pub db_acquire_timeout_secs: u64,
 
-    /// A pooled connection idle at least this many seconds is pinged before use (0: always).
-    #[arg(long, env = "TOKENGATE_DB_PING_AFTER_IDLE", default_value_t = 1)]
+    /// A connection (pooled or for verification) idle at least this many seconds is pinged
+    /// before use (0: always).
+    #[arg(long, env = "TOKENGATE_DB_PING_AFTER_IDLE",
+          default_value_t = crate::db::readers::DEFAULT_PING_AFTER_IDLE.as_secs())]
     pub db_ping_after_idle_secs: u64,
 
     /// Connections kept apart from the pool for token verification reads.
-    #[arg(long, env = "TOKENGATE_DB_VERIFY_CONNECTIONS", default_value_t = 8)]
+    #[arg(long, env = "TOKENGATE_DB_VERIFY_CONNECTIONS",
+          default_value_t = crate::db::readers::DEFAULT_CONNECTIONS)]
     pub db_verify_connections: u32,
 }
 

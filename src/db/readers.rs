@@ -26,6 +26,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::DatabaseConfig;
 
+/// `TOKENGATE_DB_VERIFY_CONNECTIONS` unless set.
+pub const DEFAULT_CONNECTIONS: u32 = 8;
+/// `TOKENGATE_DB_PING_AFTER_IDLE` unless set.
+pub const DEFAULT_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
@@ -69,6 +74,15 @@ pub struct ReadersConfig {
 }
 
 impl ReadersConfig {
+    /// The defaults, beside `pool` (whose acquire timeout they share).
+    pub fn beside(pool: &sqlx::PgPool) -> Self {
+        ReadersConfig {
+            max_connections: DEFAULT_CONNECTIONS as usize,
+            acquire_timeout: pool.options().get_acquire_timeout(),
+            ping_after_idle: DEFAULT_PING_AFTER_IDLE,
+        }
+    }
+
     pub fn from_database(config: &DatabaseConfig) -> Self {
         ReadersConfig {
             max_connections: config.db_verify_connections.max(1) as usize,

@@ -104,11 +104,7 @@ impl AppState {
     ) -> Self {
         let readers = Readers::new(
             (*db.connect_options()).clone(),
-            ReadersConfig {
-                max_connections: 8,
-                acquire_timeout: db.options().get_acquire_timeout(),
-                ping_after_idle: Duration::from_secs(1),
-            },
+            ReadersConfig::beside(&db),
         );
         AppState(Arc::new(Inner {
             db,
