@@ -4,9 +4,12 @@
 //! an id, a 413. hyper then drains what it has already buffered; if the rest of the body has
 //! not arrived yet, it closes the connection after the response without saying so, and the
 //! client's next request on that keep-alive connection fails (a broken pipe). So the body is
-//! watched: whatever a handler leaves unread is read and discarded here before the response
-//! goes out (bounded in size and time), and when that cannot be done the response says
-//! `Connection: close`.
+//! watched, and whatever a handler leaves unread is read and discarded on a task of its own
+//! while the response goes out (hyper reads the next request once the body is done). The
+//! response is not held back for it: a client that sends its body in a packet of its own may
+//! be waiting for the server to acknowledge the head first (Nagle's algorithm meeting delayed
+//! ACKs, up to 40 ms), and the response is what acknowledges it. A body larger than any body
+//! taken, or not sent within a second, is given up, and hyper closes the connection.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -14,8 +17,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue};
-use axum::response::Response;
 use http_body::{Body as _, Frame, SizeHint};
 
 use super::MAX_BODY_BYTES;
@@ -42,18 +43,17 @@ impl Unread {
         Some(Unread(left))
     }
 
-    /// Reads and discards what the handler left, if anything; marks the response
-    /// `Connection: close` when the rest does not come soon or is larger than any body taken.
-    pub async fn settle(self, response: &mut Response) {
-        let left = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(body) = left else { return };
-        if !matches!(
-            tokio::time::timeout(DRAIN_TIMEOUT, discard(body)).await,
-            Ok(true)
-        ) {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    /// What the handler left unread, if anything (once it has dropped the body).
+    fn take(self) -> Option<Body> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Reads and discards what the handler left, if anything, on a task of its own.
+    pub fn discard_in_background(self) {
+        if let Some(body) = self.take() {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard(body)).await;
+            });
         }
     }
 }
@@ -133,30 +133,24 @@ mod tests {
         let unread = Unread::watch(&mut body).expect("a body");
         let read = axum::body::to_bytes(body, usize::MAX).await.expect("read");
         assert_eq!(read, "{}");
-        let mut response = Response::new(Body::empty());
-        unread.settle(&mut response).await;
-        assert!(response.headers().get(header::CONNECTION).is_none());
+        assert!(unread.take().is_none());
     }
 
     #[tokio::test]
-    async fn an_unread_body_is_discarded_and_the_connection_kept() {
+    async fn an_unread_body_is_handed_back_and_discarded_whole() {
         let mut body = Body::from("{\"never\":\"read\"}");
         let unread = Unread::watch(&mut body).expect("a body");
         drop(body);
-        assert!(unread.0.lock().expect("lock").is_some(), "handed back");
-        let mut response = Response::new(Body::empty());
-        unread.settle(&mut response).await;
-        assert!(response.headers().get(header::CONNECTION).is_none());
+        let left = unread.take().expect("handed back");
+        assert!(discard(left).await);
     }
 
     #[tokio::test]
-    async fn a_body_too_large_to_discard_closes_the_connection() {
+    async fn a_body_too_large_to_discard_is_given_up() {
         let mut body = Body::from(vec![b'x'; MAX_BODY_BYTES + 1]);
         let unread = Unread::watch(&mut body).expect("a body");
         drop(body);
-        let mut response = Response::new(Body::empty());
-        unread.settle(&mut response).await;
-        assert_eq!(response.headers()[header::CONNECTION], "close");
+        assert!(!discard(unread.take().expect("handed back")).await);
     }
 
     #[test]

@@ -102,10 +102,7 @@ impl AppState {
         session_ttl: Duration,
         cache: CacheConfig,
     ) -> Self {
-        let readers = Readers::new(
-            (*db.connect_options()).clone(),
-            ReadersConfig::beside(&db),
-        );
+        let readers = Readers::new((*db.connect_options()).clone(), ReadersConfig::beside(&db));
         AppState(Arc::new(Inner {
             db,
             readers,
@@ -315,13 +312,13 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
 }
 
 /// What every response gets on its way out: the envelope for rejections produced outside our
-/// handlers, and the request body a handler did not read discarded first (`drain`), so the
+/// handlers; and the request body a handler did not read is discarded (`drain`), so the
 /// connection stays usable.
 async fn finish_responses(mut request: Request, next: Next) -> Response {
     let unread = drain::Unread::watch(request.body_mut());
-    let mut response = envelope_framework_errors(next.run(request).await);
+    let response = envelope_framework_errors(next.run(request).await);
     if let Some(unread) = unread {
-        unread.settle(&mut response).await;
+        unread.discard_in_background();
     }
     response
 }

@@ -206,13 +206,13 @@ async fn a_request_answered_before_its_body_arrived_leaves_the_connection_usable
     conn.write_all(check_head_without_credentials().as_bytes())
         .await
         .expect("head");
-    // Long enough for the handler to have answered; the body follows in its own packet.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    conn.write_all(CHECK_BODY.as_bytes()).await.expect("body");
+    // The answer comes before the body is sent (not held back waiting for it)...
     let (head, body) = read_response(&mut conn).await;
     assert!(head.starts_with("http/1.1 401"), "{head}");
     assert!(!head.contains("connection: close"), "{head}");
     assert!(String::from_utf8_lossy(&body).contains("Unauthorized"));
+    // ...and the body, sent afterwards, is read and discarded before the next request.
+    conn.write_all(CHECK_BODY.as_bytes()).await.expect("body");
     conn.write_all(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")
         .await
         .expect("next request");
@@ -220,7 +220,8 @@ async fn a_request_answered_before_its_body_arrived_leaves_the_connection_usable
     assert!(head.starts_with("http/1.1 200"), "{head}");
 }
 
-/// A body that never comes is not waited for long: the response says the connection closes.
+/// A body that never comes is not waited for long: the answer goes out at once, and the
+/// connection is closed soon after.
 #[sqlx::test]
 async fn a_body_that_never_comes_gets_its_answer_and_a_closed_connection(db: PgPool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -234,7 +235,6 @@ async fn a_body_that_never_comes_gets_its_answer_and_a_closed_connection(db: PgP
         .expect("head");
     let (head, _) = read_response(&mut conn).await;
     assert!(head.starts_with("http/1.1 401"), "{head}");
-    assert!(head.contains("connection: close"), "{head}");
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(
         std::time::Duration::from_secs(5),
