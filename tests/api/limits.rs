@@ -183,12 +183,19 @@ async fn read_response(conn: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
 
 const CHECK_BODY: &str = r#"{"checks":[{"action":"ManageFeatureFlag","resource":"project/a"}]}"#;
 
-fn check_head_without_credentials() -> String {
-    format!(
+/// A raw connection to `app` that has sent the head of a `POST /auth/check` with a bad
+/// credential (answered 401 at once), and no body yet.
+async fn check_head_sent_without_body(app: &TestApp) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = app.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
         "POST /api/v1/auth/check HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tgs_nope\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         CHECK_BODY.len()
-    )
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    conn
 }
 
 /// A handler may answer before the request body has arrived (here a 401 from authentication).
@@ -199,13 +206,7 @@ fn check_head_without_credentials() -> String {
 async fn a_request_answered_before_its_body_arrived_leaves_the_connection_usable(db: PgPool) {
     use tokio::io::AsyncWriteExt;
     let app = TestApp::spawn(db).await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let mut conn = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    conn.write_all(check_head_without_credentials().as_bytes())
-        .await
-        .expect("head");
+    let mut conn = check_head_sent_without_body(&app).await;
     // The answer comes before the body is sent (not held back waiting for it)...
     let (head, body) = read_response(&mut conn).await;
     assert!(head.starts_with("http/1.1 401"), "{head}");
@@ -224,15 +225,9 @@ async fn a_request_answered_before_its_body_arrived_leaves_the_connection_usable
 /// connection is closed soon after.
 #[sqlx::test]
 async fn a_body_that_never_comes_gets_its_answer_and_a_closed_connection(db: PgPool) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let app = TestApp::spawn(db).await;
-    let addr = app.base.trim_start_matches("http://").to_owned();
-    let mut conn = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    conn.write_all(check_head_without_credentials().as_bytes())
-        .await
-        .expect("head");
+    let mut conn = check_head_sent_without_body(&app).await;
     let (head, _) = read_response(&mut conn).await;
     assert!(head.starts_with("http/1.1 401"), "{head}");
     let mut rest = Vec::new();
