@@ -12,7 +12,6 @@
 //! taken, or not sent within a second, is given up, and hyper closes the connection.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,38 +23,17 @@ use super::MAX_BODY_BYTES;
 /// How long a client may take to send the rest of a body nobody reads.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// What a handler left of a watched body.
-pub struct Unread(Arc<Mutex<Option<Body>>>);
-
-impl Unread {
-    /// Watches `body` unless it is already at its end (no body at all, the usual GET).
-    pub fn watch(body: &mut Body) -> Option<Unread> {
-        if body.is_end_stream() {
-            return None;
-        }
-        let left = Arc::new(Mutex::new(None));
-        let inner = std::mem::take(body);
-        *body = Body::new(Watched {
-            inner: Some(inner),
-            finished: false,
-            left: left.clone(),
-        });
-        Some(Unread(left))
+/// Wraps `body` (unless it is already at its end: no body at all, the usual GET) so that
+/// whatever of it the handler drops unread is read and discarded on a task of its own.
+pub fn discard_what_is_left_unread(body: &mut Body) {
+    if body.is_end_stream() {
+        return;
     }
-
-    /// What the handler left unread, if anything (once it has dropped the body).
-    fn take(self) -> Option<Body> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    /// Reads and discards what the handler left, if anything, on a task of its own.
-    pub fn discard_in_background(self) {
-        if let Some(body) = self.take() {
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard(body)).await;
-            });
-        }
-    }
+    let inner = std::mem::take(body);
+    *body = Body::new(Watched {
+        inner: Some(inner),
+        finished: false,
+    });
 }
 
 /// Whether the whole body arrived (and was no larger than `MAX_BODY_BYTES`).
@@ -75,11 +53,18 @@ async fn discard(mut body: Body) -> bool {
     }
 }
 
-/// The request body as the handler sees it; on drop, hands back whatever was not read.
+/// The request body as the handler sees it; dropped unread, it hands the rest to `discard`.
 struct Watched {
     inner: Option<Body>,
     finished: bool,
-    left: Arc<Mutex<Option<Body>>>,
+}
+
+impl Watched {
+    /// What is left to read, once: `None` when the body was read to its end.
+    fn left(&mut self) -> Option<Body> {
+        let inner = self.inner.take()?;
+        (!self.finished && !inner.is_end_stream()).then_some(inner)
+    }
 }
 
 impl http_body::Body for Watched {
@@ -114,11 +99,11 @@ impl http_body::Body for Watched {
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else {
-            return;
-        };
-        if !self.finished && !inner.is_end_stream() {
-            *self.left.lock().unwrap_or_else(|e| e.into_inner()) = Some(inner);
+        let Some(left) = self.left() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard(left)).await;
+            });
         }
     }
 }
@@ -127,34 +112,37 @@ impl Drop for Watched {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_body_read_to_its_end_leaves_nothing() {
-        let mut body = Body::from("{}");
-        let unread = Unread::watch(&mut body).expect("a body");
-        let read = axum::body::to_bytes(body, usize::MAX).await.expect("read");
-        assert_eq!(read, "{}");
-        assert!(unread.take().is_none());
+    fn watched(body: Body) -> Watched {
+        Watched {
+            inner: Some(body),
+            finished: false,
+        }
     }
 
     #[tokio::test]
-    async fn an_unread_body_is_handed_back_and_discarded_whole() {
-        let mut body = Body::from("{\"never\":\"read\"}");
-        let unread = Unread::watch(&mut body).expect("a body");
-        drop(body);
-        let left = unread.take().expect("handed back");
+    async fn a_body_read_to_its_end_leaves_nothing() {
+        let mut body = watched(Body::from("{}"));
+        let mut read = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            if let Some(data) = frame.expect("a frame").data_ref() {
+                read.extend_from_slice(data);
+            }
+        }
+        assert_eq!(read, b"{}");
+        assert!(body.left().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unread_body_is_left_whole_to_discard() {
+        let mut body = watched(Body::from("{\"never\":\"read\"}"));
+        let left = body.left().expect("left unread");
         assert!(discard(left).await);
     }
 
     #[tokio::test]
     async fn a_body_too_large_to_discard_is_given_up() {
-        let mut body = Body::from(vec![b'x'; MAX_BODY_BYTES + 1]);
-        let unread = Unread::watch(&mut body).expect("a body");
-        drop(body);
-        assert!(!discard(unread.take().expect("handed back")).await);
-    }
-
-    #[test]
-    fn no_body_is_not_watched() {
-        assert!(Unread::watch(&mut Body::empty()).is_none());
+        let mut body = watched(Body::from(vec![b'x'; MAX_BODY_BYTES + 1]));
+        assert!(!discard(body.left().expect("left unread")).await);
     }
 }

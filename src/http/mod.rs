@@ -315,12 +315,8 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
 /// handlers; and the request body a handler did not read is discarded (`drain`), so the
 /// connection stays usable.
 async fn finish_responses(mut request: Request, next: Next) -> Response {
-    let unread = drain::Unread::watch(request.body_mut());
-    let response = envelope_framework_errors(next.run(request).await);
-    if let Some(unread) = unread {
-        unread.discard_in_background();
-    }
-    response
+    drain::discard_what_is_left_unread(request.body_mut());
+    envelope_framework_errors(next.run(request).await)
 }
 
 /// Rejections produced outside our handlers (timeouts, body limits, ...) still get the envelope.
