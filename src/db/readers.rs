@@ -116,8 +116,9 @@ impl Readers {
         let mut retries = self.0.max + 1;
         loop {
             let mut lease = self.lease().await?;
+            // A lease holds its connection until it is put back.
             let Some(conn) = lease.conn.as_mut() else {
-                unreachable!("a lease holds its connection until put back")
+                return Err(sqlx::Error::PoolClosed);
             };
             match read(conn).await {
                 Ok(value) => {
