@@ -225,15 +225,12 @@ pub async fn live_permissions(
     }
     let generation = state.caches.generation();
     crate::auth::cache::CacheStats::count(&state.caches.stats.db_lookups);
-    let readers = state.readers.clone();
-    // Detached from the request future, like the token lookup (see `tokens::load`).
-    let (is_member, statements) = tokio::spawn(async move {
-        readers
-            .read(|conn| Box::pin(iam::member_permissions(conn, organization_id, user_id)))
-            .await
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))??;
+    let (is_member, statements) = state
+        .readers
+        .read_detached(move |conn| {
+            Box::pin(iam::member_permissions(conn, organization_id, user_id))
+        })
+        .await?;
     let entry = Arc::new(LiveEntry {
         is_member,
         statements: Arc::new(statements),

@@ -104,23 +104,17 @@ async fn load(
 ) -> Result<(Arc<CachedToken>, Option<Arc<LiveEntry>>), ApiError> {
     let generation = state.caches.generation();
     CacheStats::count(&state.caches.stats.db_lookups);
-    let readers = state.readers.clone();
-    // Detached from the request: a client that disconnects mid-query must not cost a
-    // connection (a read dropped half-way closes its own, which would churn reconnects).
-    let row = tokio::spawn(async move {
-        readers
-            .read(|conn| {
-                Box::pin(async move {
-                    match tokens::by_digest(&mut *conn, digest, personal).await? {
-                        Some(row) => Ok(Some(row)),
-                        None => tokens::by_previous_digest(conn, digest).await,
-                    }
-                })
+    let row = state
+        .readers
+        .read_detached(move |conn| {
+            Box::pin(async move {
+                match tokens::by_digest(&mut *conn, digest, personal).await? {
+                    Some(row) => Ok(Some(row)),
+                    None => tokens::by_previous_digest(conn, digest).await,
+                }
             })
-            .await
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))??;
+        })
+        .await?;
     let Some(row) = row else {
         state.caches.insert_token(generation, digest, None);
         return Err(ApiError::Unauthorized);

@@ -135,6 +135,22 @@ impl Readers {
         }
     }
 
+    /// [`read`](Self::read) on a task of its own, detached from the caller: a request dropped
+    /// mid-query (its client gone) must not take the connection down with it, which would churn
+    /// reconnects under load. A read that panics answers `WorkerCrashed`.
+    pub async fn read_detached<T: Send + 'static>(
+        &self,
+        read: impl for<'c> Fn(&'c mut PgConnection) -> ReadFuture<'c, T> + Send + 'static,
+    ) -> sqlx::Result<T> {
+        let readers = self.clone();
+        tokio::spawn(async move { readers.read(read).await })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "a verification read did not finish");
+                Err(sqlx::Error::WorkerCrashed)
+            })
+    }
+
     /// Connections open and idle right now.
     pub fn num_idle(&self) -> usize {
         self.0.idle().len()

@@ -37,21 +37,17 @@ async fn select_on_readers(
 ) -> ApiResult<Data<bool>> {
     let credential = bearer_credential(&headers)?;
     let digest = state.hash_key.digest(&credential);
-    let readers = state.readers.clone();
-    let found = tokio::spawn(async move {
-        readers
-            .read(|conn| {
-                Box::pin(
-                    sqlx::query_scalar!(
-                        "select id from access_tokens where secret_hash = $1",
-                        digest.as_bytes()
-                    )
-                    .fetch_optional(conn),
+    let found = state
+        .readers
+        .read_detached(move |conn| {
+            Box::pin(
+                sqlx::query_scalar!(
+                    "select id from access_tokens where secret_hash = $1",
+                    digest.as_bytes()
                 )
-            })
-            .await
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))??;
+                .fetch_optional(conn),
+            )
+        })
+        .await?;
     found.map(|_| Data(true)).ok_or(ApiError::Unauthorized)
 }
