@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::parsed::ParsedStatements;
 use crate::credential::Digest;
-use crate::policy::Statement;
+use crate::policy::Layer;
 
 /// What evaluation needs of a token, parsed once.
 #[derive(Debug)]
@@ -32,8 +32,9 @@ pub struct CachedToken {
     pub grace_ends_at: Option<DateTime<Utc>>,
     /// A personal token's owner; a service token's creator.
     pub creator_id: Uuid,
-    /// Frozen layers, then the scope: everything but the owner's live layer.
-    pub bounds: Vec<Arc<Vec<Statement>>>,
+    /// Frozen at creation (SPEC §2.3).
+    pub frozen: Vec<Layer>,
+    pub scope: Option<Layer>,
     /// Unix second of the last `lastUsedAt` note, so a busy token is noted once a second.
     pub last_noted: AtomicI64,
 }
@@ -42,7 +43,7 @@ pub struct CachedToken {
 #[derive(Debug)]
 pub struct LiveEntry {
     pub is_member: bool,
-    pub statements: Arc<Vec<Statement>>,
+    pub statements: Layer,
 }
 
 #[derive(Debug, Clone)]
@@ -308,7 +309,8 @@ mod tests {
             expires_at: None,
             grace_ends_at: None,
             creator_id: Uuid::nil(),
-            bounds: Vec::new(),
+            frozen: Vec::new(),
+            scope: None,
             last_noted: AtomicI64::new(0),
         })
     }

@@ -16,7 +16,7 @@ use crate::db::audit::Actor;
 use crate::db::iam;
 use crate::db::identity::{self, SessionUser, UserView};
 use crate::http::{client_ip, ApiError, AppState};
-use crate::policy::{layers_allow, Statement};
+use crate::policy::Layers;
 
 /// FeatBit's name for the header a member session uses to pick an organization.
 pub const ORGANIZATION_HEADER: HeaderName = HeaderName::from_static("organization");
@@ -26,11 +26,13 @@ pub const ORGANIZATION_HEADER: HeaderName = HeaderName::from_static("organizatio
 pub enum PrincipalKind {
     /// A member logged in to the web UI.
     #[serde(rename_all = "camelCase")]
-    Session { session_id: Uuid },
+    Session { session_id: Uuid, user_id: Uuid },
+    /// A token acting for its owner, a member of the organization.
     #[serde(rename_all = "camelCase")]
-    PersonalToken { token_id: Uuid },
+    PersonalToken { token_id: Uuid, owner_id: Uuid },
+    /// A token of the organization's own. It is no member: its creator is provenance only.
     #[serde(rename_all = "camelCase")]
-    ServiceToken { token_id: Uuid },
+    ServiceToken { token_id: Uuid, creator_id: Uuid },
 }
 
 /// An authenticated caller, bound to one organization, with the layers its permission is made of.
@@ -38,16 +40,16 @@ pub enum PrincipalKind {
 pub struct Principal {
     pub kind: PrincipalKind,
     pub organization_id: Uuid,
-    /// The member behind the call: the session's user, a personal token's owner, or the user who
-    /// created a service token. (`whoami` loads the name and email; nothing else needs them.)
-    pub user_id: Uuid,
-    /// Every layer must allow an action (SPEC §2.3). Shared with the caches.
-    pub layers: Vec<Arc<Vec<Statement>>>,
+    /// Every layer must allow an action (SPEC §2.3).
+    pub layers: Layers,
+    /// The credential is a token's previous secret, still in the grace period of a rotation: it
+    /// may be used and may revoke its token, but never obtains a new secret.
+    pub previous_secret: bool,
 }
 
 impl Principal {
     pub fn allows(&self, action: &str, rn: &str) -> bool {
-        layers_allow(&self.layers, action, rn)
+        self.layers.allows(action, rn)
     }
 
     /// 403 `Forbidden` unless every layer allows `action` on `rn`.
@@ -59,14 +61,43 @@ impl Principal {
         }
     }
 
+    /// The member acting: a session's user or a personal token's owner. A service token is not
+    /// a member (SPEC §5.2), so "own" tokens and "own" permissions never apply to it.
+    pub fn member_id(&self) -> Option<Uuid> {
+        match self.kind {
+            PrincipalKind::Session { user_id, .. } => Some(user_id),
+            PrincipalKind::PersonalToken { owner_id, .. } => Some(owner_id),
+            PrincipalKind::ServiceToken { .. } => None,
+        }
+    }
+
+    /// The person answerable for what this principal does, recorded as the creator of tokens it
+    /// makes: the member, or the user who created the service token.
+    pub fn accountable_user_id(&self) -> Uuid {
+        match self.kind {
+            PrincipalKind::Session { user_id, .. } => user_id,
+            PrincipalKind::PersonalToken { owner_id, .. } => owner_id,
+            PrincipalKind::ServiceToken { creator_id, .. } => creator_id,
+        }
+    }
+
+    /// The token calling, if a token is.
+    pub fn token_id(&self) -> Option<Uuid> {
+        match self.kind {
+            PrincipalKind::Session { .. } => None,
+            PrincipalKind::PersonalToken { token_id, .. }
+            | PrincipalKind::ServiceToken { token_id, .. } => Some(token_id),
+        }
+    }
+
     pub fn actor(&self) -> Actor {
         match self.kind {
-            PrincipalKind::Session { .. } => Actor::user(self.user_id),
-            PrincipalKind::PersonalToken { token_id } => Actor {
+            PrincipalKind::Session { user_id, .. } => Actor::user(user_id),
+            PrincipalKind::PersonalToken { token_id, .. } => Actor {
                 kind: "personal-token",
                 id: token_id,
             },
-            PrincipalKind::ServiceToken { token_id } => Actor {
+            PrincipalKind::ServiceToken { token_id, .. } => Actor {
                 kind: "service-token",
                 id: token_id,
             },
@@ -201,10 +232,11 @@ impl Principal {
                 Ok(Principal {
                     kind: PrincipalKind::Session {
                         session_id: session.session_id,
+                        user_id: session.user_id,
                     },
                     organization_id,
-                    user_id: session.user_id,
-                    layers: vec![live.statements.clone()],
+                    layers: Layers::member(live.statements.clone()),
+                    previous_secret: false,
                 })
             }
             CredentialKind::PersonalToken | CredentialKind::ServiceToken => {

@@ -11,7 +11,7 @@ use super::{live_permissions, Principal, PrincipalKind};
 use crate::credential::{Credential, CredentialKind, Digest};
 use crate::db::tokens;
 use crate::http::{ApiError, AppState};
-use crate::policy::Statement;
+use crate::policy::Layers;
 
 pub async fn principal(
     state: &AppState,
@@ -57,8 +57,7 @@ pub async fn principal(
     {
         return Err(ApiError::Forbidden);
     }
-    let mut layers = Vec::with_capacity(token.bounds.len() + 1);
-    if token.personal {
+    let live = if token.personal {
         let live = match fresh_live {
             Some(live) => live,
             None => live_permissions(state, token.organization_id, token.creator_id).await?,
@@ -66,11 +65,17 @@ pub async fn principal(
         if !live.is_member {
             return Err(ApiError::Forbidden);
         }
-        layers.push(live.statements.clone());
-    }
-    layers.extend(token.bounds.iter().cloned());
+        Some(live.statements.clone())
+    } else {
+        None
+    };
+    let layers = Layers {
+        live,
+        frozen: token.frozen.clone(),
+        scope: token.scope.clone(),
+    };
     if layers.is_empty() {
-        // A service token always has a scope; an empty list would deny anyway, but say so.
+        // A service token always has a scope; no layer would deny anyway, but say so.
         return Err(ApiError::Forbidden);
     }
     // Note the use at most once a second per token: no lock on the hot path otherwise.
@@ -83,15 +88,21 @@ pub async fn principal(
         state.last_used.touch(token.id);
     }
     let kind = if token.personal {
-        PrincipalKind::PersonalToken { token_id: token.id }
+        PrincipalKind::PersonalToken {
+            token_id: token.id,
+            owner_id: token.creator_id,
+        }
     } else {
-        PrincipalKind::ServiceToken { token_id: token.id }
+        PrincipalKind::ServiceToken {
+            token_id: token.id,
+            creator_id: token.creator_id,
+        }
     };
     Ok(Principal {
         kind,
         organization_id: token.organization_id,
-        user_id: token.creator_id,
         layers,
+        previous_secret: token.grace_ends_at.is_some(),
     })
 }
 
@@ -123,12 +134,12 @@ async fn load(
         |e: serde_json::Error| ApiError::Internal(anyhow::anyhow!("corrupt token row: {e}"));
     // JSON arrives as text; text seen before is not parsed again (`auth::parsed`).
     let parsed = &state.caches.parsed;
-    let frozen = parsed.layers(&row.ceiling).map_err(corrupt)?;
-    let mut bounds: Vec<Arc<Vec<Statement>>> = Vec::with_capacity(frozen.len() + 1);
-    bounds.extend(frozen.iter().cloned());
-    if let Some(scope) = row.scope {
-        bounds.push(parsed.list(&scope).map_err(corrupt)?);
-    }
+    let frozen = parsed.layers(&row.ceiling).map_err(corrupt)?.to_vec();
+    let scope = row
+        .scope
+        .map(|scope| parsed.list(&scope))
+        .transpose()
+        .map_err(corrupt)?;
     let live = match (row.owner_is_member, &row.live_statements) {
         (Some(is_member), Some(statements)) => {
             // The same round trip brought the owner's live permissions: remember them too.
@@ -154,7 +165,8 @@ async fn load(
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
         creator_id: row.creator_id,
-        bounds,
+        frozen,
+        scope,
         last_noted: std::sync::atomic::AtomicI64::new(0),
     });
     state

@@ -160,6 +160,8 @@ pub async fn get(
 
 #[derive(Debug, Default)]
 pub struct ListFilter<'a> {
+    /// Only this token (a service token without `ListAccessTokens` sees itself alone).
+    pub id: Option<Uuid>,
     pub name_like: Option<&'a str>,
     pub kind: Option<&'a str>,
     pub status: Option<&'a str>,
@@ -178,12 +180,14 @@ pub async fn list(
              and ($2::text is null or t.name ilike $2)
              and ($3::text is null or t.type = $3)
              and ($4::text is null or t.status = $4)
-             and ($5::uuid is null or t.creator_id = $5)"#,
+             and ($5::uuid is null or t.creator_id = $5)
+             and ($6::uuid is null or t.id = $6)"#,
         organization_id,
         filter.name_like,
         filter.kind,
         filter.status,
         filter.creator_id,
+        filter.id,
     )
     .fetch_one(db)
     .await?;
@@ -198,19 +202,67 @@ pub async fn list(
              and ($3::text is null or t.type = $3)
              and ($4::text is null or t.status = $4)
              and ($5::uuid is null or t.creator_id = $5)
+             and ($6::uuid is null or t.id = $6)
            order by t.created_at desc, t.id
-           limit $6 offset $7"#,
+           limit $7 offset $8"#,
         organization_id,
         filter.name_like,
         filter.kind,
         filter.status,
         filter.creator_id,
+        filter.id,
         page.size,
         page.offset(),
     )
     .fetch_all(db)
     .await?;
     Ok((total, rows))
+}
+
+/// A token's frozen layers and scope (SPEC §2.3): what it may do besides its owner's live
+/// permissions.
+pub async fn frozen_layers(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<(Vec<Vec<Statement>>, Option<Vec<Statement>>)>> {
+    let Some(row) = sqlx::query!(
+        r#"select ceiling as "ceiling!", scope from access_tokens
+           where organization_id = $1 and id = $2"#,
+        organization_id,
+        id
+    )
+    .fetch_optional(db)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+    let ceiling = serde_json::from_value(row.ceiling).map_err(decode)?;
+    let scope = row
+        .scope
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(decode)?;
+    Ok(Some((ceiling, scope)))
+}
+
+/// Whether the token may still act: it exists, is Active and has not expired. Takes a share
+/// lock, so a concurrent deactivation or deletion either came first or waits for the caller.
+pub async fn is_usable(
+    tx: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"select status = 'Active' and (expires_at is null or expires_at > now()) as "usable!"
+           from access_tokens where organization_id = $1 and id = $2 for share"#,
+        organization_id,
+        id
+    )
+    .fetch_optional(tx)
+    .await?
+    .unwrap_or(false))
 }
 
 pub async fn is_name_used(

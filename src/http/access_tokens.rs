@@ -1,6 +1,8 @@
 //! API access tokens: create, list, read, rename, toggle/activate/deactivate, rotate, delete
 //! (SPEC §5). Every query is scoped by organization; every rule is checked here, on the server.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,11 +18,11 @@ use super::{
     ApiResult, AppState, Created, Data, OptionalJson, Paged,
 };
 use crate::auth::Invalidation;
-use crate::auth::{Principal, PrincipalKind};
+use crate::auth::Principal;
 use crate::credential::{Credential, CredentialKind};
 use crate::db::tokens::{self, ListFilter, NewToken, TokenRow, TokenView};
 use crate::db::{audit, iam, identity};
-use crate::policy::{check_within, validate_statements, Statement};
+use crate::policy::{validate_statements, Exceeds, Layers, Statement};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -65,15 +67,12 @@ fn token_rn(id: Uuid) -> String {
     format!("access-token/{id}")
 }
 
-/// Whether the caller may see this token: with `ListAccessTokens`, any; otherwise its own.
+/// Whether the caller may see this token: with `ListAccessTokens`, any; otherwise the tokens of
+/// its own member, and a token itself.
 fn can_see(principal: &Principal, token: &TokenRow) -> bool {
-    token.creator_id == principal.user_id || principal.allows(LIST, ALL_TOKENS)
-}
-
-fn is_self(principal: &Principal, token: &TokenRow) -> bool {
-    matches!(principal.kind,
-        PrincipalKind::PersonalToken { token_id } | PrincipalKind::ServiceToken { token_id }
-        if token_id == token.id)
+    principal.allows(LIST, ALL_TOKENS)
+        || principal.member_id() == Some(token.creator_id)
+        || principal.token_id() == Some(token.id)
 }
 
 /// SPEC §5.2: who may rename, toggle, activate, deactivate, rotate or delete this token.
@@ -81,10 +80,7 @@ fn authorize_manage(principal: &Principal, token: &TokenRow) -> ApiResult<()> {
     let rn = token_rn(token.id);
     if token.is_personal() {
         principal.require(MANAGE_PERSONAL, &rn)?;
-        // A service token belongs to no member, so it owns no personal token.
-        let own = token.creator_id == principal.user_id
-            && !matches!(principal.kind, PrincipalKind::ServiceToken { .. });
-        if !own {
+        if principal.member_id() != Some(token.creator_id) {
             principal.require("CanManageIAM", "iam/*")?;
         }
         Ok(())
@@ -93,13 +89,80 @@ fn authorize_manage(principal: &Principal, token: &TokenRow) -> ApiResult<()> {
     }
 }
 
-/// Self-revocation after a leak: a token may always deactivate, rotate or delete itself.
+/// Self-revocation after a leak: a token may always deactivate or delete itself, also with the
+/// previous secret of a rotation while its grace lasts.
 fn authorize_revoke(principal: &Principal, token: &TokenRow) -> ApiResult<()> {
-    if is_self(principal, token) {
+    if principal.token_id() == Some(token.id) {
         Ok(())
     } else {
         authorize_manage(principal, token)
     }
+}
+
+/// Rotation hands out a secret, so it is a read of the token (SPEC §5.2): besides the manage
+/// rule, only the token's own member (never another member's personal token, whatever the
+/// caller's rights), never with a previous secret, and only a caller who can already do
+/// everything the token can (`Layers::covers_layers`).
+fn authorize_rotate(
+    caller: &Layers,
+    principal: &Principal,
+    token: &TokenRow,
+    target: &Layers,
+) -> ApiResult<()> {
+    if principal.previous_secret {
+        return Err(ApiError::Forbidden);
+    }
+    if principal.token_id() != Some(token.id) {
+        authorize_manage(principal, token)?;
+    }
+    if token.is_personal() && principal.member_id() != Some(token.creator_id) {
+        return Err(ApiError::Forbidden);
+    }
+    caller.covers_layers(target).map_err(exceeds_creator)
+}
+
+/// `Principal::require` over layers read again inside a transaction.
+fn require(layers: &Layers, action: &str, rn: &str) -> ApiResult<()> {
+    if layers.allows(action, rn) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+fn exceeds_creator(pair: Exceeds) -> ApiError {
+    ApiError::ForbiddenWith(vec![
+        "PermissionExceedsCreator".to_owned(),
+        pair.to_string(),
+    ])
+}
+
+/// The caller's layers as they stand now, read inside `tx` under the organization's IAM lock
+/// (shared), for writes that hand out power: a permission being taken away right now is either
+/// gone here, or its removal waits for this transaction. A member must still be a member (and
+/// their live permissions are read again); a calling token must still be Active and unexpired.
+/// Member removal takes the same lock, exclusively, so this also orders token writes after it.
+async fn layers_now(
+    tx: &mut Transaction<'_, Postgres>,
+    principal: &Principal,
+) -> ApiResult<Layers> {
+    let org = principal.organization_id;
+    iam::lock_for_read(tx, org).await?;
+    let mut layers = principal.layers.clone();
+    if let Some(member) = principal.member_id() {
+        if !identity::is_member(&mut **tx, org, member).await? {
+            return Err(ApiError::Forbidden);
+        }
+        layers.live = Some(Arc::new(
+            iam::live_statements(&mut **tx, org, member).await?,
+        ));
+    }
+    if let Some(token_id) = principal.token_id() {
+        if !tokens::is_usable(&mut **tx, org, token_id).await? {
+            return Err(ApiError::Forbidden);
+        }
+    }
+    Ok(layers)
 }
 
 /// The token, locked, if it belongs to the caller's organization.
@@ -150,18 +213,24 @@ async fn list(
 ) -> ApiResult<Data<Paged<TokenView>>> {
     let page = page(query.page_index, query.page_size)?;
     let like = valid_filter("name", query.name.as_deref())?;
-    let creator_id = if principal.allows(LIST, ALL_TOKENS) {
-        query.creator_id
-    } else if query.creator_id.is_some_and(|c| c != principal.user_id) {
-        // Asking for someone else's tokens without the right to: an empty page, not an error.
-        return Ok(Data(Paged {
-            total_count: 0,
-            items: Vec::new(),
-        }));
+    // Without `ListAccessTokens`: a member's own tokens; a service token, itself only.
+    let (creator_id, only_id) = if principal.allows(LIST, ALL_TOKENS) {
+        (query.creator_id, None)
     } else {
-        Some(principal.user_id)
+        match principal.member_id() {
+            Some(member) if query.creator_id.map_or(true, |c| c == member) => (Some(member), None),
+            None if query.creator_id.is_none() => (None, principal.token_id()),
+            // Asking for someone else's tokens without the right to: an empty page, not an error.
+            _ => {
+                return Ok(Data(Paged {
+                    total_count: 0,
+                    items: Vec::new(),
+                }))
+            }
+        }
     };
     let filter = ListFilter {
+        id: only_id,
         name_like: like.as_deref(),
         kind: query.kind.map(TokenType::as_str),
         status: query.status.map(|s| match s {
@@ -243,7 +312,7 @@ pub struct CreatedToken {
               (status = 409, description = "NameHasBeenUsed")))]
 async fn create(
     State(state): State<AppState>,
-    mut principal: Principal,
+    principal: Principal,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<Created<CreatedToken>> {
     let name = valid_name("name", &body.name)?;
@@ -277,58 +346,42 @@ async fn create(
         }
     };
     let org = principal.organization_id;
-
-    let mut tx = state.db.begin().await?;
-    // Re-read the creator's live permissions under the IAM lock: a permission being taken away
-    // right now is either gone here or its removal waits for this token, which then carries it
-    // only as long as the owner does (personal) or was rightly frozen before the removal.
-    iam::lock_for_read(&mut tx, org).await?;
-    match principal.kind {
-        PrincipalKind::Session { .. } | PrincipalKind::PersonalToken { .. } => {
-            if !identity::is_member(&mut *tx, org, principal.user_id).await? {
-                return Err(ApiError::Forbidden);
-            }
-            let live = iam::live_statements(&mut *tx, org, principal.user_id).await?;
-            if let Some(first) = principal.layers.first_mut() {
-                *first = std::sync::Arc::new(live);
-            }
-        }
-        PrincipalKind::ServiceToken { .. } => {}
+    if principal.previous_secret {
+        // A secret on its way out never mints a new one.
+        return Err(ApiError::Forbidden);
     }
 
-    let (credential_kind, ceiling) = match body.kind {
+    let mut tx = state.db.begin().await?;
+    let layers = layers_now(&mut tx, &principal).await?;
+    let (credential_kind, frozen) = match body.kind {
         TokenType::Personal => {
-            if matches!(principal.kind, PrincipalKind::ServiceToken { .. }) {
+            if principal.member_id().is_none() {
                 // A service token belongs to no member, so it cannot act for one.
                 return Err(ApiError::Forbidden);
             }
-            principal.require(MANAGE_PERSONAL, ALL_TOKENS)?;
-            // A personal token carries whatever bounded the token that made it.
+            require(&layers, MANAGE_PERSONAL, ALL_TOKENS)?;
             (
                 CredentialKind::PersonalToken,
-                principal.layers[1..].to_vec(),
+                layers.frozen_for_personal_token(),
             )
         }
         TokenType::Service => {
-            principal.require(MANAGE_SERVICE, ALL_TOKENS)?;
-            // A service token freezes every layer of its creator, as they are now.
-            (CredentialKind::ServiceToken, principal.layers.clone())
+            require(&layers, MANAGE_SERVICE, ALL_TOKENS)?;
+            (
+                CredentialKind::ServiceToken,
+                layers.frozen_for_service_token(),
+            )
         }
     };
     match &scope {
-        Some(scope) => check_within(&principal.layers, scope).map_err(|(action, resource)| {
-            ApiError::ForbiddenWith(vec![
-                "PermissionExceedsCreator".to_owned(),
-                format!("{action} on {resource}"),
-            ])
-        })?,
+        Some(scope) => layers.covers(scope).map_err(exceeds_creator)?,
         // An unscoped token made by a scoped or frozen token would look unbounded but is not:
         // refuse it rather than mislead (its permissions must be spelt out).
-        None if principal.layers.len() > 1 => {
-            return Err(ApiError::ForbiddenWith(vec![
-                "PermissionExceedsCreator".to_owned(),
-                "* on *".to_owned(),
-            ]))
+        None if layers.scope.is_some() || !layers.frozen.is_empty() => {
+            return Err(exceeds_creator(Exceeds {
+                action: "*".to_owned(),
+                resource: "*".to_owned(),
+            }))
         }
         None => {}
     }
@@ -344,22 +397,16 @@ async fn create(
         })
         .transpose()
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let ceiling = serde_json::to_value(ceiling).map_err(|e| ApiError::Internal(e.into()))?;
+    let ceiling = serde_json::to_value(frozen).map_err(|e| ApiError::Internal(e.into()))?;
     let credential = Credential::generate(credential_kind);
-    let created_by_token_id = match principal.kind {
-        PrincipalKind::PersonalToken { token_id } | PrincipalKind::ServiceToken { token_id } => {
-            Some(token_id)
-        }
-        PrincipalKind::Session { .. } => None,
-    };
     let id = tokens::insert(
         &mut tx,
         NewToken {
             organization_id: org,
             name: &name,
             kind: body.kind.as_str(),
-            creator_id: principal.user_id,
-            created_by_token_id,
+            creator_id: principal.accountable_user_id(),
+            created_by_token_id: principal.token_id(),
             digest: &state.hash_key.digest(&credential),
             hint: &credential.hint(),
             scope: scope_json.as_ref(),
@@ -416,6 +463,7 @@ async fn rename(
     let name = valid_name("name", &body.name)?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_read(&mut tx, org).await?;
     let token = locked_token(&mut tx, &principal, id).await?;
     authorize_manage(&principal, &token)?;
     if token.name != name {
@@ -477,6 +525,10 @@ async fn change_status(
     wanted: impl FnOnce(&TokenRow) -> bool,
 ) -> ApiResult<Data<TokenView>> {
     let mut tx = state.db.begin().await?;
+    // The IAM lock first (as every token write takes it): member removal holds it exclusively,
+    // so an activation can neither slip between its membership check and the removal nor
+    // leave a removed member's token Active.
+    iam::lock_for_read(&mut tx, principal.organization_id).await?;
     let token = locked_token(&mut tx, principal, id).await?;
     let active = wanted(&token);
     if active {
@@ -549,8 +601,18 @@ async fn rotate(
     }
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    let caller = layers_now(&mut tx, &principal).await?;
     let token = locked_token(&mut tx, &principal, id).await?;
-    authorize_revoke(&principal, &token)?;
+    let (frozen, scope) = tokens::frozen_layers(&mut *tx, org, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let target = Layers {
+        // Only the token's own member may rotate a personal token, so its live layer is theirs.
+        live: token.is_personal().then(|| caller.live.clone()).flatten(),
+        frozen: frozen.into_iter().map(Arc::new).collect(),
+        scope: scope.map(Arc::new),
+    };
+    authorize_rotate(&caller, &principal, &token, &target)?;
     let kind = if token.is_personal() {
         CredentialKind::PersonalToken
     } else {
@@ -594,6 +656,7 @@ async fn delete(
 ) -> ApiResult<Data<bool>> {
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_read(&mut tx, org).await?;
     let token = locked_token(&mut tx, &principal, id).await?;
     authorize_revoke(&principal, &token)?;
     tokens::delete(&mut *tx, org, id).await?;

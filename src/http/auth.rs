@@ -33,11 +33,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct WhoAmI {
     pub principal: PrincipalKind,
     pub organization_id: Uuid,
-    /// The member behind the call.
-    pub user: UserView,
+    /// The member behind the call; none for a service token, which is no member (its creator
+    /// is in `token`).
+    pub user: Option<UserView>,
     /// The token itself, when the caller is one.
     pub token: Option<TokenView>,
-    /// Every layer must allow an action.
+    /// Every layer must allow an action: the member's live permissions (sessions and personal
+    /// tokens), then the layers frozen at the token's creation, then its scope.
     #[schema(value_type = Vec<Vec<Statement>>)]
     pub layers: Vec<std::sync::Arc<Vec<Statement>>>,
 }
@@ -46,24 +48,27 @@ pub struct WhoAmI {
 #[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth",
     responses((status = 200, body = WhoAmI), (status = 401)))]
 async fn whoami(State(state): State<AppState>, principal: Principal) -> ApiResult<Data<WhoAmI>> {
-    let token = match principal.kind {
-        PrincipalKind::PersonalToken { token_id } | PrincipalKind::ServiceToken { token_id } => {
-            tokens::get(&state.db, principal.organization_id, token_id, false)
-                .await?
-                .map(TokenRow::view)
-        }
-        PrincipalKind::Session { .. } => None,
+    let token = match principal.token_id() {
+        Some(token_id) => tokens::get(&state.db, principal.organization_id, token_id, false)
+            .await?
+            .map(TokenRow::view),
+        None => None,
     };
     // Only whoami shows the name and email, so verification does not load them.
-    let user = identity::user_by_id(&state.db, principal.user_id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let user = match principal.member_id() {
+        Some(member) => Some(
+            identity::user_by_id(&state.db, member)
+                .await?
+                .ok_or(ApiError::Unauthorized)?,
+        ),
+        None => None,
+    };
     Ok(Data(WhoAmI {
         token,
         principal: principal.kind,
         organization_id: principal.organization_id,
         user,
-        layers: principal.layers,
+        layers: principal.layers.iter().cloned().collect(),
     }))
 }
 
@@ -225,10 +230,10 @@ async fn forward(principal: Principal, request: Request) -> ApiResult<Response> 
         return Err(ApiError::bad_request(problem));
     }
     principal.require(action, resource)?;
-    let (kind, token_id) = match principal.kind {
-        PrincipalKind::Session { .. } => ("session", None),
-        PrincipalKind::PersonalToken { token_id } => ("personal-token", Some(token_id)),
-        PrincipalKind::ServiceToken { token_id } => ("service-token", Some(token_id)),
+    let kind = match principal.kind {
+        PrincipalKind::Session { .. } => "session",
+        PrincipalKind::PersonalToken { .. } => "personal-token",
+        PrincipalKind::ServiceToken { .. } => "service-token",
     };
     let mut response = Response::new(Body::from(ALLOWED_BODY));
     // Room for these five and the request id, so the map never grows. Built by hand rather
@@ -238,11 +243,14 @@ async fn forward(principal: Principal, request: Request) -> ApiResult<Response> 
     out.reserve(8);
     out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     out.insert(X_AUTH_PRINCIPAL, HeaderValue::from_static(kind));
-    if let Some(id) = token_id {
+    if let Some(id) = principal.token_id() {
         out.insert(X_AUTH_TOKEN_ID, uuid_header(id));
     }
     out.insert(X_AUTH_ORGANIZATION, uuid_header(principal.organization_id));
-    out.insert(X_AUTH_USER_ID, uuid_header(principal.user_id));
+    // A service token acts for no member: upstreams must not take its creator for the caller.
+    if let Some(member) = principal.member_id() {
+        out.insert(X_AUTH_USER_ID, uuid_header(member));
+    }
     Ok(response)
 }
 

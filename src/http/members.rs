@@ -128,7 +128,9 @@ async fn add(
 
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let user_id = match (existing, new_hash) {
+    // Looked up again under the lock: a concurrent add of the same new email may have made
+    // the account since (then this is that member again: 409, never a unique violation).
+    let user_id = match (identity::user_by_email(&mut *tx, email).await?, new_hash) {
         (Some(user), _) => user.id,
         (None, Some(hash)) => identity::create_user(&mut *tx, email, &name, &hash).await?,
         (None, None) => return Err(ApiError::bad_request("password_is_required")),
@@ -224,7 +226,8 @@ async fn permissions(
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> ApiResult<Data<Vec<Statement>>> {
     let org = principal.organization_id;
-    if principal.user_id != user_id {
+    // A service token is no member: its creator's permissions are not its own to read.
+    if principal.member_id() != Some(user_id) {
         require_iam(&principal)?;
     }
     if !identity::is_member(&state.db, org, user_id).await? {

@@ -301,7 +301,10 @@ pub fn builtin_policies() -> Vec<BuiltinPolicy> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::eval::{check_within, statements_allow};
+    use std::sync::Arc;
+
+    use super::super::eval::statements_allow;
+    use super::super::layers::{Exceeds, Layers};
     use super::super::statement::validate_statements;
     use super::*;
 
@@ -517,17 +520,17 @@ mod tests {
 
     #[test]
     fn administrator_fits_within_owner_but_not_within_developer() {
-        let owner = vec![policy(OWNER_POLICY_ID)];
-        let developer = vec![policy(DEVELOPER_POLICY_ID)];
+        let owner = Layers::member(Arc::new(policy(OWNER_POLICY_ID)));
+        let developer = Layers::member(Arc::new(policy(DEVELOPER_POLICY_ID)));
         let admin = policy(ADMINISTRATOR_POLICY_ID);
-        assert_eq!(check_within(&owner, &admin), Ok(()));
+        assert_eq!(owner.covers(&admin), Ok(()));
+        assert_eq!(developer.covers(&policy(DEVELOPER_POLICY_ID)), Ok(()));
         assert_eq!(
-            check_within(&developer, &policy(DEVELOPER_POLICY_ID)),
-            Ok(())
-        );
-        assert_eq!(
-            check_within(&developer, &admin),
-            Err(("UpdateOrgName".to_owned(), "organization/*".to_owned()))
+            developer.covers(&admin),
+            Err(Exceeds {
+                action: "UpdateOrgName".to_owned(),
+                resource: "organization/*".to_owned(),
+            })
         );
     }
 }

@@ -1,5 +1,5 @@
 //! The permission engine (SPEC §2): FeatBit-style statements, the resource-name
-//! matcher, layered evaluation, the creation-time "within the creator" check, the
+//! matcher, layered evaluation, the "does the holder cover this grant" rule, the
 //! action catalogue and the built-in policies.
 //!
 //! Everything here is pure: no I/O, no clocks, no global state. Callers load
@@ -7,6 +7,7 @@
 
 mod catalogue;
 mod eval;
+mod layers;
 mod rn;
 mod statement;
 
@@ -14,7 +15,8 @@ pub use catalogue::{
     builtin_policies, ActionInfo, BuiltinPolicy, Catalogue, ADMINISTRATOR_POLICY_ID,
     DEVELOPER_POLICY_ID, OWNER_POLICY_ID,
 };
-pub use eval::{check_within, layers_allow, statements_allow};
+pub use eval::statements_allow;
+pub use layers::{Exceeds, Layer, Layers};
 pub use rn::rn_matches;
 pub use statement::{
     validate_statements, Effect, Statement, MAX_ACTIONS_PER_STATEMENT, MAX_RESOURCES_PER_STATEMENT,

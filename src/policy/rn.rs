@@ -59,6 +59,75 @@ fn segment_matches(pattern: &str, resource: &str) -> bool {
     })
 }
 
+/// Does `outer` match every resource that `inner` matches? Both are patterns. Used to decide
+/// whether one grant covers another (`policy::layers`), so it must never say yes wrongly; it may
+/// say no to a few exotic pairs that are in fact covered.
+///
+/// `inner`'s text is matched by `outer` with `inner`'s `*` taken literally: only a `*` of
+/// `outer` can absorb it, and whatever `inner`'s `*` stands for, that `*` absorbs it too. Tags
+/// are stricter than in [`rn_matches`]: every tag of `inner` must be matched by a tag of
+/// `outer`, since a resource may carry any one of `inner`'s tags.
+pub fn pattern_covers(outer: &str, inner: &str) -> bool {
+    if outer.is_empty() || inner.is_empty() {
+        return false;
+    }
+    let mut inner_segments = split(inner, b':');
+    split(outer, b':').all(|outer_segment| {
+        inner_segments.next().is_some_and(|inner_segment| {
+            let (outer_path, outer_tags) = split_tags(outer_segment);
+            let (inner_path, inner_tags) = split_tags(inner_segment);
+            glob_matches(outer_path, inner_path)
+                && match (outer_tags, inner_tags) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(outer_tags), Some(inner_tags)) => split(inner_tags, b',').all(|tag| {
+                        split(outer_tags, b',').any(|outer_tag| glob_matches(outer_tag, tag))
+                    }),
+                }
+        })
+    })
+}
+
+/// Could some resource match both patterns? Answers no only when it is certain, so a deny that
+/// might touch a grant is always counted (`policy::layers`). Tags are assumed to overlap.
+pub fn patterns_may_overlap(a: &str, b: &str) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    // A shorter pattern matches as a prefix: only the segments both have can tell them apart.
+    split(a, b':')
+        .zip(split(b, b':'))
+        .all(|(a_segment, b_segment)| {
+            globs_may_overlap(split_tags(a_segment).0, split_tags(b_segment).0)
+        })
+}
+
+/// Could one text match both globs? Certain answers where a side has no `*`; otherwise the
+/// literal text before the first `*` and after the last must be compatible.
+fn globs_may_overlap(a: &str, b: &str) -> bool {
+    match (a.contains('*'), b.contains('*')) {
+        (false, false) => a == b,
+        (true, false) => glob_matches(a, b),
+        (false, true) => glob_matches(b, a),
+        (true, true) => {
+            let (a_first, a_last) = outer_chunks(a);
+            let (b_first, b_last) = outer_chunks(b);
+            (a_first.starts_with(b_first) || b_first.starts_with(a_first))
+                && (a_last.ends_with(b_last) || b_last.ends_with(a_last))
+        }
+    }
+}
+
+/// The literal text before the first `*` and after the last one.
+fn outer_chunks(glob: &str) -> (&str, &str) {
+    let first = split_once(glob, b'*').map_or(glob, |(first, _)| first);
+    let last = glob
+        .bytes()
+        .rposition(|b| b == b'*')
+        .map_or(glob, |at| &glob[at + 1..]);
+    (first, last)
+}
+
 /// Splits a segment into its path and its tag list, `None` when it has no tags.
 ///
 /// Edge cases taken from FeatBit's `RNMatcher`, which SPEC §2.2 does not spell out:
@@ -432,6 +501,90 @@ mod tests {
             all.extend(current.iter().cloned());
         }
         all
+    }
+
+    #[test]
+    fn a_covering_glob_matches_everything_the_covered_one_does() {
+        let patterns = all_strings(b"ab*", 4);
+        let texts = all_strings(b"ab", 6);
+        for outer in &patterns {
+            for inner in &patterns {
+                if !glob_matches(outer, inner) {
+                    continue;
+                }
+                for text in texts.iter().filter(|t| glob_matches(inner, t)) {
+                    assert!(
+                        glob_matches(outer, text),
+                        "{outer:?} covers {inner:?} but not {text:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn globs_said_not_to_overlap_share_no_text() {
+        let patterns = all_strings(b"ab*", 4);
+        let texts = all_strings(b"ab", 6);
+        for a in &patterns {
+            for b in &patterns {
+                if globs_may_overlap(a, b) {
+                    continue;
+                }
+                for text in &texts {
+                    assert!(
+                        !(glob_matches(a, text) && glob_matches(b, text)),
+                        "{a:?} and {b:?} both match {text:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pattern_cover_by_segments_and_tags() {
+        let cases = [
+            ("*", "project/web:env/prod", true),
+            ("project/*", "project/*", true),
+            ("project/*", "project/w*", true),
+            ("project/w*", "project/*", false),
+            // A shorter pattern covers a longer one as a prefix, never the other way.
+            ("project/web", "project/web:env/*", true),
+            ("project/web:env/*", "project/web", false),
+            // Every tag the covered pattern accepts must be accepted by the cover.
+            ("flag/*;beta", "flag/x;beta", true),
+            ("flag/*;b*", "flag/x;beta,bold", true),
+            ("flag/*;beta", "flag/x;beta,gamma", false),
+            ("flag/*;beta", "flag/x", false),
+            ("flag/*", "flag/x;anything", true),
+            ("", "flag/x", false),
+        ];
+        for (outer, inner, expected) in cases {
+            assert_eq!(
+                pattern_covers(outer, inner),
+                expected,
+                "pattern_covers({outer:?}, {inner:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn pattern_overlap_compares_the_shared_segments() {
+        let cases = [
+            ("iam/secret", "iam/*", true),
+            ("iam/secret", "iam/public", false),
+            ("project/a*", "project/b*", false),
+            ("project/*x", "project/*y", false),
+            ("project/a*", "project/*b", true),
+            // Prefix semantics: `project/web` matches `project/web:env/prod`.
+            ("project/web", "project/web:env/prod", true),
+            ("project/web:env/dev", "project/*:env/prod", false),
+            ("flag/x;beta", "flag/x;gamma", true),
+        ];
+        for (a, b, expected) in cases {
+            assert_eq!(patterns_may_overlap(a, b), expected, "{a:?} vs {b:?}");
+            assert_eq!(patterns_may_overlap(b, a), expected, "{b:?} vs {a:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod concurrency;
 mod envelope;
+mod escalation;
 mod helpers;
 mod iam;
 mod identity;

@@ -608,7 +608,10 @@ async fn a_rotated_service_token_keeps_its_grace_and_whoami_names_its_creator(db
     let me = app.get("/api/v1/auth/whoami", &old).await;
     me.assert(200);
     assert_eq!(me.data()["principal"]["kind"], "serviceToken");
-    assert_eq!(me.data()["user"]["email"], "dev@example.test");
+    // A service token is no member: its creator is provenance, shown with the token.
+    assert_eq!(me.data()["user"], serde_json::Value::Null);
+    assert_eq!(me.data()["principal"]["creatorId"], dev.user_id.to_string());
+    assert_eq!(me.data()["token"]["creator"]["email"], "dev@example.test");
     assert_eq!(me.data()["token"]["id"], id.to_string());
 
     let rotated = app
