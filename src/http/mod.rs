@@ -416,10 +416,11 @@ pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()>
         .listen_database_url
         .as_ref()
         .unwrap_or(&config.database.database_url);
-    tokio::spawn(listener::run(
-        listener::pool(listen_url.expose())?,
-        state.caches.clone(),
-    ));
+    let listen_options: sqlx::postgres::PgConnectOptions = listen_url
+        .expose()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("the listener's database URL: {e}"))?;
+    tokio::spawn(listener::run(listen_options, state.caches.clone()));
     let last_used = state.last_used.clone();
     tokio::spawn(last_used.clone().run(db.clone(), LAST_USED_FLUSH_INTERVAL));
     state.migrated.store(false, Ordering::SeqCst);

@@ -81,6 +81,17 @@ impl Resp {
     }
 }
 
+/// How a test application differs from the default one.
+#[derive(Default)]
+pub struct Setup {
+    /// The server key (base64); a new one by default.
+    pub key: Option<String>,
+    pub readers: Option<ReadersConfig>,
+    pub cache: CacheConfig,
+    /// Where the cache-invalidation listener connects; the database's own address by default.
+    pub listen_options: Option<sqlx::postgres::PgConnectOptions>,
+}
+
 /// Who is calling: a credential and, optionally, the `Organization` header.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -100,23 +111,42 @@ impl Caller {
 
 impl TestApp {
     pub async fn spawn(db: PgPool) -> TestApp {
-        Self::spawn_with_key(db, HashKey::generate_base64(), None).await
+        Self::spawn_with(db, Setup::default()).await
     }
 
     /// With its verification connections (`db::readers`) set up as `readers` says.
     pub async fn spawn_with_readers(db: PgPool, readers: ReadersConfig) -> TestApp {
-        Self::spawn_with_key(db, HashKey::generate_base64(), Some(readers)).await
+        Self::spawn_with(
+            db,
+            Setup {
+                readers: Some(readers),
+                ..Setup::default()
+            },
+        )
+        .await
     }
 
     /// A second replica: its own pool, caches and listener, on the same database and key.
     pub async fn replica(&self) -> TestApp {
+        self.replica_with(Setup::default()).await
+    }
+
+    pub async fn replica_with(&self, setup: Setup) -> TestApp {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(5)
             .connect_lazy_with((*self.db.connect_options()).clone());
-        Self::spawn_with_key(pool, self.key.clone(), None).await
+        Self::spawn_with(
+            pool,
+            Setup {
+                key: Some(self.key.clone()),
+                ..setup
+            },
+        )
+        .await
     }
 
-    async fn spawn_with_key(db: PgPool, key: String, readers: Option<ReadersConfig>) -> TestApp {
+    pub async fn spawn_with(db: PgPool, setup: Setup) -> TestApp {
+        let key = setup.key.unwrap_or_else(HashKey::generate_base64);
         let hash_key = HashKey::from_base64(&key).expect("key");
         let hasher = PasswordHasher::new(2).expect("hasher");
         let state = AppState::new(
@@ -125,17 +155,17 @@ impl TestApp {
             hasher,
             Catalogue::builtin(),
             Duration::from_secs(3600),
-            CacheConfig::default(),
+            setup.cache,
         );
-        let state = match readers {
+        let state = match setup.readers {
             Some(readers) => state.with_readers(readers),
             None => state,
         };
         // The cache-invalidation listener on its own connection, as in `serve`.
-        let listener_pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with((*db.connect_options()).clone());
-        let listener = tokio::spawn(listener::run(listener_pool, state.caches.clone()));
+        let listen_options = setup
+            .listen_options
+            .unwrap_or_else(|| (*db.connect_options()).clone());
+        let listener = tokio::spawn(listener::run(listen_options, state.caches.clone()));
         let router = app(state.clone(), &AppOptions::default());
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

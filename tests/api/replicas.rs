@@ -235,3 +235,146 @@ async fn a_miss_is_one_round_trip_even_while_the_caches_are_bypassed(db: PgPool)
         }
     }
 }
+
+/// A TCP relay that can stop moving bytes without closing anything: what a frozen proxy or a
+/// dropped NAT entry looks like from both ends (half-open).
+struct Relay {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    async fn to(target: (String, u16)) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = frozen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target.clone()).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, flag.clone()));
+                tokio::spawn(pump(server_read, client_write, flag.clone()));
+            }
+        });
+        Relay { port, frozen, task }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes one way; while frozen, holds them and keeps both sockets open.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if to.write_all(&buffer[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[sqlx::test]
+async fn a_listener_connection_that_goes_silent_is_noticed_and_the_caches_bypassed(db: PgPool) {
+    use crate::helpers::Setup;
+    use tokengate::auth::CacheConfig;
+
+    let options = (*db.connect_options()).clone();
+    let relay = Relay::to((options.get_host().to_owned(), options.get_port())).await;
+    // A cache that would keep its entries for ten minutes: only noticing the silent listener
+    // can end a cached verdict here.
+    let a = TestApp::spawn_with(
+        db,
+        Setup {
+            cache: CacheConfig {
+                ttl: Duration::from_secs(600),
+                ..CacheConfig::default()
+            },
+            listen_options: Some(options.host("127.0.0.1").port(relay.port)),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let b = a.replica().await;
+    let (owner, _, _, service) = setup(&a).await;
+    let id = a.get("/api/v1/auth/whoami", &service).await.data()["token"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    a.forward(&service, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(200);
+    let losses = a.state.caches.listener_losses();
+
+    relay.freeze(true);
+    b.post(
+        &format!("/api/v1/access-tokens/{id}/deactivate"),
+        &owner,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    // A's NOTIFY is stuck in the relay. A notices its listener no longer answers, drops the
+    // caches and reads the token again. (Bounded so that a failure cannot hang the suite.)
+    let mut last = a.forward(&service, "ManageFeatureFlag", FLAG).await;
+    for _ in 0..150 {
+        if last.status == 403 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = a.forward(&service, "ManageFeatureFlag", FLAG).await;
+    }
+    assert_eq!(
+        last.status, 403,
+        "a revoked token still served: {:#}",
+        last.body
+    );
+    assert!(a.state.caches.listener_losses() > losses);
+    assert!(
+        !a.state.caches.is_enabled(),
+        "caches must stay bypassed while frozen"
+    );
+
+    // When the link moves again, a new listener connects and the caches come back.
+    relay.freeze(false);
+    for _ in 0..150 {
+        if a.state.caches.is_enabled() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        a.state.caches.is_enabled(),
+        "the listener did not come back"
+    );
+    a.forward(&service, "ManageFeatureFlag", FLAG)
+        .await
+        .assert_error(403, "Forbidden");
+}
