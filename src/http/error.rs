@@ -89,6 +89,10 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable")]
     ServiceUnavailable,
+    /// A deadlock or serialization failure: nothing was written, and the same request may
+    /// succeed at once. `retry::retry_lost_races` runs it again before the client sees 503.
+    #[error("transaction lost a race")]
+    LostRace,
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -108,7 +112,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ServiceUnavailable | ApiError::LostRace => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,7 +129,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "PayloadTooLarge",
             ApiError::UnsupportedMediaType => "UnsupportedMediaType",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
-            ApiError::ServiceUnavailable => "ServiceUnavailable",
+            ApiError::ServiceUnavailable | ApiError::LostRace => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalServerError",
         };
         vec![code.to_owned()]
@@ -173,6 +177,17 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
+            ApiError::ServiceUnavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::LostRace => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.extensions_mut().insert(super::retry::LostRace);
+            }
             _ => {}
         }
         response
@@ -187,7 +202,21 @@ impl From<sqlx::Error> for ApiError {
                 if db.constraint().is_some_and(|c| c.ends_with("_name_key")) {
                     return ApiError::Conflict("NameHasBeenUsed");
                 }
-                ApiError::Internal(e.into())
+                // Another request made the same row first: a race the client lost, not a fault.
+                tracing::info!(error = %e, "unique violation answered 409");
+                ApiError::Conflict("Conflict")
+            }
+            // A row this write refers to was deleted meanwhile.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                tracing::info!(error = %e, "foreign key violation answered 404");
+                ApiError::NotFound
+            }
+            // 40001 serialization failure, 40P01 deadlock: nothing was written; try again.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c == "40001" || c == "40P01") =>
+            {
+                tracing::warn!(error = %e, "transaction lost a race");
+                ApiError::LostRace
             }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

@@ -17,6 +17,7 @@ mod organizations;
 mod permissions;
 mod policies;
 mod repoll;
+mod retry;
 pub mod server;
 
 use std::net::IpAddr;
@@ -189,7 +190,9 @@ impl AppState {
 /// Everything under `/api/v1`, with its OpenAPI paths. The handlers' paths carry the prefix
 /// themselves: a nested router would rewrite every request's URI on the hot path.
 fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    // Writes that take locks are retried when they lose a race; the verification routes
+    // (`auth`) write nothing and stay off this path.
+    let management = OpenApiRouter::new()
         .merge(identity::router())
         .merge(organizations::router())
         .merge(members::router())
@@ -198,7 +201,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(permissions::router())
         .merge(access_tokens::router())
         .merge(audit::router())
-        .merge(auth::router())
+        .layer(middleware::from_fn(retry::retry_lost_races));
+    management.merge(auth::router())
 }
 
 /// The whole application, without the listener: tests and `serve` share it.

@@ -125,3 +125,67 @@ async fn a_token_created_while_its_creator_loses_the_permission_does_not_get_it(
     assert_eq!(created.status, 403, "{:#}", created.body);
     assert_eq!(app.count("select count(*) from access_tokens").await, 0);
 }
+
+#[sqlx::test]
+async fn a_write_that_deadlocks_is_run_again_and_succeeds(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (org, owner) = app.owner().await;
+    let (id, _) = app.token(&owner, service("contended")).await;
+    // Another transaction holds the token's row...
+    let mut other = app.db.begin().await.expect("begin");
+    // ...and is never the one PostgreSQL picks to break the deadlock.
+    sqlx::query("set local deadlock_timeout = '60s'")
+        .execute(&mut *other)
+        .await
+        .expect("timeout");
+    sqlx::query("select 1 from access_tokens where id = $1 for update")
+        .bind(id)
+        .execute(&mut *other)
+        .await
+        .expect("row lock");
+    // The deactivation takes the organization's IAM lock (shared), then waits for the row.
+    let deactivation = {
+        let path = format!("/api/v1/access-tokens/{id}/deactivate");
+        let client = app.client.clone();
+        let url = format!("{}{path}", app.base);
+        let token = owner.token.clone();
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        })
+    };
+    for _ in 0..100 {
+        let waiting = app
+            .count("select count(*) from pg_locks where not granted and locktype = 'transactionid'")
+            .await;
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Now this transaction wants the IAM lock exclusively: a cycle. That this lock is granted at
+    // all proves PostgreSQL aborted the deactivation's transaction (this one would otherwise
+    // wait a minute and fail). The service runs the request again, which then waits for this
+    // transaction to end and succeeds.
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('tokengate.iam:' || $1::text, 0))")
+        .bind(org.to_string())
+        .execute(&mut *other)
+        .await
+        .expect("advisory lock");
+    other.commit().await.expect("commit");
+
+    assert_eq!(deactivation.await.expect("join"), 200);
+    let status: String = sqlx::query_scalar("select status from access_tokens where id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .expect("status");
+    assert_eq!(status, "Inactive");
+}
