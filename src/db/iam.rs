@@ -202,16 +202,134 @@ pub async fn deactivate_personal_tokens_of(
     .await
 }
 
-/// Members holding the Owner policy directly: the organization must keep at least one.
-pub async fn owner_ids(db: impl PgExecutor<'_>, organization_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
+/// Members holding the Owner policy, directly or through a group.
+pub async fn owners(db: impl PgExecutor<'_>, organization_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
-        "select user_id from member_policies where organization_id = $1 and policy_id = $2
-         order by user_id for update",
+        r#"select user_id as "user_id!" from member_policies
+            where organization_id = $1 and policy_id = $2
+           union
+           select gm.user_id from group_members gm
+             join group_policies gp on gp.group_id = gm.group_id
+            where gm.organization_id = $1 and gp.policy_id = $2
+           order by 1"#,
         organization_id,
         crate::policy::OWNER_POLICY_ID
     )
     .fetch_all(db)
     .await
+}
+
+/// Whether the member holds the Owner policy, directly or through a group.
+pub async fn is_owner(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"select exists(
+             select 1 from member_policies
+              where organization_id = $1 and user_id = $2 and policy_id = $3
+             union all
+             select 1 from group_members gm
+               join group_policies gp on gp.group_id = gm.group_id
+              where gm.organization_id = $1 and gm.user_id = $2 and gp.policy_id = $3) as "e!""#,
+        organization_id,
+        user_id,
+        crate::policy::OWNER_POLICY_ID
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Whether an Owner holds this policy, directly or through a group.
+pub async fn policy_reaches_an_owner(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    policy_id: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"with owners as (
+             select user_id from member_policies where organization_id = $1 and policy_id = $3
+             union
+             select gm.user_id from group_members gm
+               join group_policies gp on gp.group_id = gm.group_id
+              where gm.organization_id = $1 and gp.policy_id = $3)
+           select exists(
+             select 1 from member_policies mp join owners o on o.user_id = mp.user_id
+              where mp.organization_id = $1 and mp.policy_id = $2
+             union all
+             select 1 from group_members gm join owners o on o.user_id = gm.user_id
+               join group_policies gp on gp.group_id = gm.group_id
+              where gm.organization_id = $1 and gp.policy_id = $2) as "e!""#,
+        organization_id,
+        policy_id,
+        crate::policy::OWNER_POLICY_ID
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Whether an Owner is a member of the group.
+pub async fn group_has_an_owner(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    group_id: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"select exists(
+             select 1 from group_members g
+              where g.group_id = $2 and g.organization_id = $1
+                and (exists(select 1 from member_policies mp
+                             where mp.organization_id = $1 and mp.user_id = g.user_id
+                               and mp.policy_id = $3)
+                     or exists(select 1 from group_members gm
+                                 join group_policies gp on gp.group_id = gm.group_id
+                                where gm.organization_id = $1 and gm.user_id = g.user_id
+                                  and gp.policy_id = $3))) as "e!""#,
+        organization_id,
+        group_id,
+        crate::policy::OWNER_POLICY_ID
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The statements of one policy (a built-in or the organization's own).
+pub async fn policy_statements(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    policy_id: Uuid,
+) -> sqlx::Result<Option<Vec<Statement>>> {
+    sqlx::query_scalar!(
+        r#"select statements as "statements!" from policies
+           where id = $2 and (organization_id = $1 or organization_id is null)"#,
+        organization_id,
+        policy_id
+    )
+    .fetch_optional(db)
+    .await?
+    .map(parse_statements)
+    .transpose()
+}
+
+/// The statements of every policy attached to the group.
+pub async fn group_statements(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    group_id: Uuid,
+) -> sqlx::Result<Vec<Statement>> {
+    let value = sqlx::query_scalar!(
+        r#"select coalesce(jsonb_agg(s), '[]'::jsonb) as "statements!"
+           from group_policies gp join groups g on g.id = gp.group_id
+           join policies p on p.id = gp.policy_id
+           cross join lateral jsonb_array_elements(p.statements) s
+           where g.organization_id = $1 and g.id = $2"#,
+        organization_id,
+        group_id
+    )
+    .fetch_one(db)
+    .await?;
+    parse_statements(value)
 }
 
 // ---- policies ----

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::grants::layers_now;
 use super::{
     commit_invalidating, page, valid_filter, valid_name, ApiError, ApiJson, ApiPath, ApiQuery,
     ApiResult, AppState, Created, Data, OptionalJson, Paged,
@@ -135,34 +136,6 @@ fn exceeds_creator(pair: Exceeds) -> ApiError {
         "PermissionExceedsCreator".to_owned(),
         pair.to_string(),
     ])
-}
-
-/// The caller's layers as they stand now, read inside `tx` under the organization's IAM lock
-/// (shared), for writes that hand out power: a permission being taken away right now is either
-/// gone here, or its removal waits for this transaction. A member must still be a member (and
-/// their live permissions are read again); a calling token must still be Active and unexpired.
-/// Member removal takes the same lock, exclusively, so this also orders token writes after it.
-async fn layers_now(
-    tx: &mut Transaction<'_, Postgres>,
-    principal: &Principal,
-) -> ApiResult<Layers> {
-    let org = principal.organization_id;
-    iam::lock_for_read(tx, org).await?;
-    let mut layers = principal.layers.clone();
-    if let Some(member) = principal.member_id() {
-        if !identity::is_member(&mut **tx, org, member).await? {
-            return Err(ApiError::Forbidden);
-        }
-        layers.live = Some(Arc::new(
-            iam::live_statements(&mut **tx, org, member).await?,
-        ));
-    }
-    if let Some(token_id) = principal.token_id() {
-        if !tokens::is_usable(&mut **tx, org, token_id).await? {
-            return Err(ApiError::Forbidden);
-        }
-    }
-    Ok(layers)
 }
 
 /// The token, locked, if it belongs to the caller's organization.
@@ -352,6 +325,7 @@ async fn create(
     }
 
     let mut tx = state.db.begin().await?;
+    iam::lock_for_read(&mut tx, org).await?;
     let layers = layers_now(&mut tx, &principal).await?;
     let (credential_kind, frozen) = match body.kind {
         TokenType::Personal => {
@@ -601,6 +575,7 @@ async fn rotate(
     }
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
+    iam::lock_for_read(&mut tx, org).await?;
     let caller = layers_now(&mut tx, &principal).await?;
     let token = locked_token(&mut tx, &principal, id).await?;
     let (frozen, scope) = tokens::frozen_layers(&mut *tx, org, id)

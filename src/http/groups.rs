@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
 use super::members::require_iam;
 use super::{
     commit_invalidating, page, valid_filter, valid_name, valid_text, ApiError, ApiJson, ApiPath,
@@ -17,6 +18,7 @@ use crate::auth::Invalidation;
 use crate::auth::Principal;
 use crate::db::iam::{self, GroupView};
 use crate::db::{audit, identity};
+use crate::policy::OWNER_POLICY_ID;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -112,6 +114,15 @@ async fn delete(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
+    if !iam::lock_group(&mut tx, org, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    // Its members lose its policies: a lifted deny gives back what it denied.
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_take(&iam::group_statements(&mut *tx, org, id).await?)?;
+    if iam::group_has_an_owner(&mut *tx, org, id).await? {
+        granter.must_be_owner()?;
+    }
     if !iam::delete_group(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -124,6 +135,7 @@ async fn delete(
         json!({}),
     )
     .await?;
+    ensure_an_owner_remains(&mut tx, org).await?;
     commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
@@ -146,6 +158,9 @@ async fn add_member(
     {
         return Err(ApiError::NotFound);
     }
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_give(&iam::group_statements(&mut *tx, org, id).await?)?;
+    guard_owner(&mut tx, &granter, org, user_id).await?;
     if iam::add_group_member(&mut *tx, org, id, user_id).await? {
         audit::record(
             &mut *tx,
@@ -157,6 +172,7 @@ async fn add_member(
         )
         .await?;
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
@@ -176,6 +192,9 @@ async fn remove_member(
     if !iam::lock_group(&mut tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_take(&iam::group_statements(&mut *tx, org, id).await?)?;
+    guard_owner(&mut tx, &granter, org, user_id).await?;
     if iam::remove_group_member(&mut *tx, id, user_id).await? {
         audit::record(
             &mut *tx,
@@ -187,6 +206,7 @@ async fn remove_member(
         )
         .await?;
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
@@ -203,10 +223,14 @@ async fn attach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    if !iam::lock_group(&mut tx, org, id).await?
-        || iam::policy(&mut *tx, org, policy_id).await?.is_none()
-    {
+    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let (true, Some(statements)) = (iam::lock_group(&mut tx, org, id).await?, statements) else {
         return Err(ApiError::NotFound);
+    };
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_give(&statements)?;
+    if iam::group_has_an_owner(&mut *tx, org, id).await? {
+        granter.must_be_owner()?;
     }
     if iam::attach_group_policy(&mut *tx, id, policy_id).await? {
         audit::record(
@@ -219,6 +243,7 @@ async fn attach_policy(
         )
         .await?;
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
@@ -238,6 +263,13 @@ async fn detach_policy(
     if !iam::lock_group(&mut tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
+    let granter = Granter::of(&mut tx, &principal).await?;
+    if let Some(statements) = iam::policy_statements(&mut *tx, org, policy_id).await? {
+        granter.may_take(&statements)?;
+    }
+    if policy_id == OWNER_POLICY_ID || iam::group_has_an_owner(&mut *tx, org, id).await? {
+        granter.must_be_owner()?;
+    }
     if iam::detach_group_policy(&mut *tx, id, policy_id).await? {
         audit::record(
             &mut *tx,
@@ -249,6 +281,7 @@ async fn detach_policy(
         )
         .await?;
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
 use super::{
     commit_invalidating, page, valid_filter, valid_name, ApiError, ApiJson, ApiPath, ApiQuery,
     ApiResult, AppState, Created, Data, Paged,
@@ -128,6 +129,13 @@ async fn add(
 
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
+    let granter = Granter::of(&mut tx, &principal).await?;
+    for id in &policy_ids {
+        let statements = iam::policy_statements(&mut *tx, org, *id)
+            .await?
+            .ok_or_else(|| ApiError::bad_request("policyIds_is_invalid"))?;
+        granter.may_give(&statements)?;
+    }
     // Looked up again under the lock: a concurrent add of the same new email may have made
     // the account since (then this is that member again: 409, never a unique violation).
     let user_id = match (identity::user_by_email(&mut *tx, email).await?, new_hash) {
@@ -183,13 +191,12 @@ async fn remove(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let owners = iam::owner_ids(&mut *tx, org).await?;
-    if owners == [user_id] {
-        return Err(ApiError::bad_request("CannotRemoveLastOwner"));
-    }
+    let granter = Granter::of(&mut tx, &principal).await?;
+    guard_owner(&mut tx, &granter, org, user_id).await?;
     if !iam::remove_membership(&mut *tx, org, user_id).await? {
         return Err(ApiError::NotFound);
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     let tokens = iam::deactivate_personal_tokens_of(&mut *tx, org, user_id).await?;
     for token_id in &tokens {
         audit::record(
@@ -249,11 +256,16 @@ async fn attach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    if !identity::is_member(&mut *tx, org, user_id).await?
-        || iam::policy(&mut *tx, org, policy_id).await?.is_none()
-    {
+    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let Some(statements) = statements else {
+        return Err(ApiError::NotFound);
+    };
+    if !identity::is_member(&mut *tx, org, user_id).await? {
         return Err(ApiError::NotFound);
     }
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_give(&statements)?;
+    guard_owner(&mut tx, &granter, org, user_id).await?;
     if iam::attach_member_policy(&mut *tx, org, user_id, policy_id).await? {
         audit::record(
             &mut *tx,
@@ -265,6 +277,7 @@ async fn attach_policy(
         )
         .await?;
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
@@ -282,14 +295,19 @@ async fn detach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    if !identity::is_member(&mut *tx, org, user_id).await?
-        || iam::policy(&mut *tx, org, policy_id).await?.is_none()
-    {
+    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let Some(statements) = statements else {
+        return Err(ApiError::NotFound);
+    };
+    if !identity::is_member(&mut *tx, org, user_id).await? {
         return Err(ApiError::NotFound);
     }
-    if policy_id == OWNER_POLICY_ID && iam::owner_ids(&mut *tx, org).await? == [user_id] {
-        return Err(ApiError::bad_request("CannotRemoveLastOwner"));
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_take(&statements)?;
+    if policy_id == OWNER_POLICY_ID {
+        granter.must_be_owner()?;
     }
+    guard_owner(&mut tx, &granter, org, user_id).await?;
     if iam::detach_member_policy(&mut *tx, org, user_id, policy_id).await? {
         audit::record(
             &mut *tx,
@@ -301,6 +319,7 @@ async fn detach_policy(
         )
         .await?;
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

@@ -8,6 +8,7 @@ mod bench;
 mod drain;
 mod error;
 mod extract;
+mod grants;
 mod groups;
 mod health;
 mod identity;

@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::grants::{ensure_an_owner_remains, Granter};
 use super::members::require_iam;
 use super::{
     commit_invalidating, page, valid_filter, valid_name, valid_text, ApiError, ApiJson, ApiPath,
@@ -83,17 +84,19 @@ fn valid_description(description: Option<&str>) -> ApiResult<Option<String>> {
 }
 
 /// Validates client statements against the catalogue and the limits; fills in missing ids.
+/// Returns them and their JSON.
 fn valid_statements(
     state: &AppState,
     mut statements: Vec<Statement>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<(Vec<Statement>, serde_json::Value)> {
     validate_statements(&statements, &state.catalogue).map_err(ApiError::BadRequest)?;
     for statement in &mut statements {
         if statement.id.trim().is_empty() {
             statement.id = Uuid::new_v4().to_string();
         }
     }
-    serde_json::to_value(statements).map_err(|e| ApiError::Internal(e.into()))
+    let json = serde_json::to_value(&statements).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((statements, json))
 }
 
 /// Create a custom policy. Needs `CanManageIAM`.
@@ -107,10 +110,13 @@ async fn create(
     require_iam(&principal)?;
     let name = valid_name("name", &body.name)?;
     let description = valid_description(body.description.as_deref())?.unwrap_or_default();
-    let statements = valid_statements(&state, body.statements.unwrap_or_default())?;
+    let (given, statements) = valid_statements(&state, body.statements.unwrap_or_default())?;
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
+    // A policy attached to nobody gives nothing yet, but whoever writes one must hold it: so
+    // a policy never exists that its author could not have granted.
+    Granter::of(&mut tx, &principal).await?.may_give(&given)?;
     let policy = iam::create_policy(&mut *tx, org, &name, &description, &statements).await?;
     audit::record(
         &mut *tx,
@@ -203,12 +209,21 @@ async fn replace_statements(
     require_iam(&principal)?;
     let org = principal.organization_id;
     let before = custom_policy(&state, org, id).await?;
-    let statements = valid_statements(&state, statements)?;
+    let (after, statements) = valid_statements(&state, statements)?;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
+    let current = iam::policy_statements(&mut *tx, org, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_replace(&current, &after)?;
+    if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
+        granter.must_be_owner()?;
+    }
     let policy = iam::update_policy(&mut *tx, org, id, None, None, Some(&statements))
         .await?
         .ok_or(ApiError::NotFound)?;
+    ensure_an_owner_remains(&mut tx, org).await?;
     audit::record(
         &mut *tx,
         org,
@@ -235,9 +250,18 @@ async fn delete(
     let before = custom_policy(&state, org, id).await?;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
+    let current = iam::policy_statements(&mut *tx, org, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let granter = Granter::of(&mut tx, &principal).await?;
+    granter.may_take(&current)?;
+    if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
+        granter.must_be_owner()?;
+    }
     if !iam::delete_policy(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
+    ensure_an_owner_remains(&mut tx, org).await?;
     audit::record(
         &mut *tx,
         org,

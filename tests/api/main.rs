@@ -5,6 +5,7 @@
 mod concurrency;
 mod envelope;
 mod escalation;
+mod grants;
 mod helpers;
 mod iam;
 mod identity;
