@@ -33,17 +33,64 @@ pub struct UserCredentials {
     pub password_hash: String,
 }
 
-pub async fn user_by_email(
+/// Accounts a login with this email may mean, most recently used first (at most
+/// [`MAX_LOGIN_CANDIDATES`]): one per organization that created an account for the email. With
+/// `organization_id`, only accounts that are members there.
+pub async fn login_candidates(
     db: impl PgExecutor<'_>,
     email: &str,
-) -> sqlx::Result<Option<UserCredentials>> {
+    organization_id: Option<Uuid>,
+) -> sqlx::Result<Vec<UserCredentials>> {
     sqlx::query_as!(
         UserCredentials,
-        "select id, email, name, password_hash from users where lower(email) = lower($1)",
+        "select id, email, name, password_hash from users u
+          where lower(email) = lower($1)
+            and ($2::uuid is null or exists(
+                   select 1 from memberships m where m.user_id = u.id and m.organization_id = $2))
+          order by last_login_at desc nulls last, created_at, id
+          limit $3",
+        email,
+        organization_id,
+        MAX_LOGIN_CANDIDATES
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Most accounts one login tries (each costs a password hash).
+pub const MAX_LOGIN_CANDIDATES: i64 = 3;
+
+/// The account for this email as the organization knows it: one of its members, or one it
+/// created (a member it removed). Never an account of another organization.
+pub async fn account_in_organization(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    email: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "select u.id from users u
+          where lower(u.email) = lower($2)
+            and (u.organization_id = $1 or exists(
+                   select 1 from memberships m where m.user_id = u.id and m.organization_id = $1))
+          order by exists(select 1 from memberships m
+                           where m.user_id = u.id and m.organization_id = $1) desc, u.id
+          limit 1",
+        organization_id,
         email
     )
     .fetch_optional(db)
     .await
+}
+
+/// Remembered so that a login by email alone tries the account last used first.
+pub async fn note_login(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update users set last_login_at = now() where id = $1",
+        user_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 pub async fn password_hash(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<String>> {
@@ -52,16 +99,20 @@ pub async fn password_hash(db: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Resu
         .await
 }
 
+/// A new account, belonging to the organization that creates it.
 pub async fn create_user(
     db: impl PgExecutor<'_>,
+    organization_id: Uuid,
     email: &str,
     name: &str,
     password_hash: &str,
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query!(
-        "insert into users (id, email, name, password_hash) values ($1, $2, $3, $4)",
+        "insert into users (id, organization_id, email, name, password_hash)
+         values ($1, $2, $3, $4, $5)",
         id,
+        organization_id,
         email,
         name,
         password_hash
@@ -197,14 +248,32 @@ pub async fn create_organization(
     name: &str,
     owner_id: Uuid,
 ) -> sqlx::Result<OrganizationView> {
-    let org = sqlx::query_as!(
+    let org = insert_organization(tx, name).await?;
+    make_owner(tx, &org, owner_id).await?;
+    Ok(org)
+}
+
+async fn insert_organization(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+) -> sqlx::Result<OrganizationView> {
+    sqlx::query_as!(
         OrganizationView,
         "insert into organizations (id, name) values ($1, $2) returning id, name, created_at",
         Uuid::new_v4(),
         name
     )
     .fetch_one(&mut **tx)
-    .await?;
+    .await
+}
+
+/// The founder's membership and Owner policy, audited.
+async fn make_owner(
+    tx: &mut Transaction<'_, Postgres>,
+    org: &OrganizationView,
+    owner_id: Uuid,
+) -> sqlx::Result<()> {
+    let name = &org.name;
     sqlx::query!(
         "insert into memberships (organization_id, user_id) values ($1, $2)",
         org.id,
@@ -229,7 +298,7 @@ pub async fn create_organization(
         serde_json::json!({ "name": name }),
     )
     .await?;
-    Ok(org)
+    Ok(())
 }
 
 /// `tokengate bootstrap`: the first organization and its Owner. `None` if any organization exists.
@@ -251,11 +320,9 @@ pub async fn bootstrap(
     if exists {
         return Ok(None);
     }
-    let user_id = match user_by_email(&mut *tx, email).await? {
-        Some(user) => user.id,
-        None => create_user(&mut *tx, email, name, password_hash).await?,
-    };
-    let org = create_organization(&mut tx, org_name, user_id).await?;
+    let org = insert_organization(&mut tx, org_name).await?;
+    let user_id = create_user(&mut *tx, org.id, email, name, password_hash).await?;
+    make_owner(&mut tx, &org, user_id).await?;
     tx.commit().await?;
     Ok(Some(org.id))
 }

@@ -30,6 +30,9 @@ const MAX_EMAIL_LEN: usize = 254;
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// Which organization's account: the same email may have an account in several
+    /// organizations (each organization makes its own). Without it, the password decides.
+    pub organization_id: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,11 +71,20 @@ async fn login(
     if let Err(retry_after_secs) = state.login_failures.check(&limit_key) {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
-    let user = identity::user_by_email(&state.db, email).await?;
+    let candidates = identity::login_candidates(&state.db, email, body.organization_id).await?;
     // An unknown email is verified against a dummy hash: same cost, same answer.
-    let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = state.hasher.verify(body.password, phc).await?;
-    let Some(user) = user.filter(|_| verified) else {
+    let mut user = None;
+    if candidates.is_empty() {
+        state.hasher.verify(body.password.clone(), None).await?;
+    }
+    for candidate in candidates {
+        let phc = Some(candidate.password_hash.clone());
+        if state.hasher.verify(body.password.clone(), phc).await? {
+            user = Some(candidate);
+            break;
+        }
+    }
+    let Some(user) = user else {
         if let Err(retry_after_secs) = state.login_failures.fail(limit_key) {
             return Err(ApiError::TooManyRequests { retry_after_secs });
         }
@@ -89,6 +101,7 @@ async fn login(
         expires_at,
     )
     .await?;
+    identity::note_login(&state.db, user.id).await?;
     tracing::info!(user_id = %user.id, "member logged in");
     Ok(Data(LoginResponse {
         token: credential.expose().to_owned(),

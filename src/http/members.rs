@@ -80,13 +80,16 @@ pub struct AddMember {
     pub email: String,
     /// Used when the user is new.
     pub name: String,
-    /// Required when the user is new; ignored (never changed) for an existing user.
+    /// The initial password of a new account. Required unless the email is already an account
+    /// of this organization (a member removed earlier), whose password it never changes.
     pub password: Option<String>,
     /// Policies to attach. Absent: the Developer policy (FeatBit's default). `[]`: none.
     pub policy_ids: Option<Vec<Uuid>>,
 }
 
-/// Add a member, creating the user if the email is new. Needs `CanManageIAM`.
+/// Add a member. Accounts belong to the organization that made them: an email this
+/// organization has no account for gets a new one here, whatever other organizations have.
+/// Needs `CanManageIAM`, and the policies given must be within the caller's own power.
 #[utoipa::path(post, path = "/api/v1/members", tag = "members", request_body = AddMember,
     responses((status = 201, body = MemberView), (status = 409, description = "MemberAlreadyExists")))]
 async fn add(
@@ -114,7 +117,9 @@ async fn add(
         }
     }
 
-    let existing = identity::user_by_email(&state.db, email).await?;
+    // Only this organization's own accounts count: one another organization created is never
+    // attached (its password was set there), nor is anything about it revealed.
+    let existing = identity::account_in_organization(&state.db, org, email).await?;
     // Hash before the transaction: argon2 must not hold a connection.
     let new_hash = match (&existing, body.password) {
         (Some(_), _) => None,
@@ -138,9 +143,12 @@ async fn add(
     }
     // Looked up again under the lock: a concurrent add of the same new email may have made
     // the account since (then this is that member again: 409, never a unique violation).
-    let user_id = match (identity::user_by_email(&mut *tx, email).await?, new_hash) {
-        (Some(user), _) => user.id,
-        (None, Some(hash)) => identity::create_user(&mut *tx, email, &name, &hash).await?,
+    let user_id = match (
+        identity::account_in_organization(&mut *tx, org, email).await?,
+        new_hash,
+    ) {
+        (Some(user), _) => user,
+        (None, Some(hash)) => identity::create_user(&mut *tx, org, email, &name, &hash).await?,
         (None, None) => return Err(ApiError::bad_request("password_is_required")),
     };
     if !iam::add_membership(&mut *tx, org, user_id).await? {

@@ -191,3 +191,138 @@ async fn organization_names_are_validated(db: PgPool) {
         before
     );
 }
+
+/// A member of the first organization founds a second one and, as its Owner, adds `email`
+/// with a password of their choosing: the pre-claiming attempt.
+async fn preclaimed(app: &TestApp, email: &str, password: &str) -> (uuid::Uuid, uuid::Uuid) {
+    let (_, owner) = app.owner().await;
+    let attacker = app.member(&owner, "mallory@example.test", &[]).await;
+    let evil = app
+        .post(
+            "/api/v1/organizations",
+            &attacker,
+            json!({ "name": "Evil" }),
+        )
+        .await;
+    let evil: uuid::Uuid = evil.data()["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let planted = app
+        .post(
+            "/api/v1/members",
+            &attacker.in_org(evil),
+            json!({ "email": email, "name": "Planted by Mallory", "password": password,
+                    "policyIds": [] }),
+        )
+        .await;
+    planted.assert(201);
+    let planted: uuid::Uuid = planted.data()["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    (evil, planted)
+}
+
+#[sqlx::test]
+async fn an_account_another_organization_made_is_never_attached(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (evil, planted) = preclaimed(&app, "victim@example.test", "mallory's password").await;
+    let owner = app.session(OWNER_EMAIL).await;
+    let org = app.get("/api/v1/auth/whoami", &owner).await.data()["organizationId"]
+        .as_str()
+        .expect("org")
+        .parse::<uuid::Uuid>()
+        .expect("uuid");
+
+    // The real organization adds the same email: a new account of its own, with its password.
+    let added = app
+        .post(
+            "/api/v1/members",
+            &owner,
+            json!({ "email": "Victim@example.test", "name": "Victim", "password": PASSWORD,
+                    "policyIds": [] }),
+        )
+        .await;
+    added.assert(201);
+    let real: uuid::Uuid = added.data()["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    assert_ne!(real, planted);
+    // Nothing of the other organization's account shows.
+    assert_eq!(added.data()["name"], "Victim");
+    assert!(!added.body.to_string().contains("Mallory"));
+
+    // Mallory's password opens Mallory's organization only.
+    let mallory = app.login("victim@example.test", "mallory's password").await;
+    mallory.assert(200);
+    assert_eq!(mallory.data()["user"]["id"], planted.to_string());
+    let session = crate::helpers::Caller {
+        token: mallory.data()["token"].as_str().expect("token").to_owned(),
+        org: None,
+        user_id: planted,
+    };
+    app.get("/api/v1/members", &session.in_org(org))
+        .await
+        .assert_error(403, "Forbidden");
+    app.get("/api/v1/members", &session.in_org(evil))
+        .await
+        .assert(200);
+    app.call(
+        Method::POST,
+        "/api/v1/identity/login",
+        None,
+        Some(
+            json!({ "email": "victim@example.test", "password": "mallory's password",
+                     "organizationId": org }),
+        ),
+    )
+    .await
+    .assert_error(401, "EmailPasswordMismatch");
+
+    // The victim's own password opens the real organization.
+    let victim = app.login("victim@example.test", PASSWORD).await;
+    victim.assert(200);
+    assert_eq!(victim.data()["user"]["id"], real.to_string());
+    let chosen = app
+        .call(
+            Method::POST,
+            "/api/v1/identity/login",
+            None,
+            Some(
+                json!({ "email": "victim@example.test", "password": PASSWORD,
+                         "organizationId": org }),
+            ),
+        )
+        .await;
+    chosen.assert(200);
+    assert_eq!(chosen.data()["user"]["id"], real.to_string());
+}
+
+#[sqlx::test]
+async fn adding_an_email_says_nothing_about_other_organizations(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    preclaimed(&app, "taken@example.test", "mallory's password").await;
+    let owner = app.session(OWNER_EMAIL).await;
+    // Without a password, an email known elsewhere and one never seen answer alike.
+    let known = app
+        .post(
+            "/api/v1/members",
+            &owner,
+            json!({ "email": "taken@example.test", "name": "T" }),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/v1/members",
+            &owner,
+            json!({ "email": "fresh@example.test", "name": "F" }),
+        )
+        .await;
+    known.assert_error(400, "password_is_required");
+    assert_eq!(known.body, unknown.body);
+}
