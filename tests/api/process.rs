@@ -129,6 +129,45 @@ async fn serve_refuses_to_start_without_a_hash_key_and_says_how_to_make_one() {
 }
 
 #[tokio::test]
+async fn serve_refuses_out_of_range_settings_naming_the_variable_and_the_range() {
+    for (var, value, range) in [
+        // Each of the first two made every token creation or login fail once serving.
+        (
+            "TOKENGATE_MAX_TOKEN_LIFETIME_DAYS",
+            "4294967295",
+            "from 1 to 36525",
+        ),
+        (
+            "TOKENGATE_SESSION_TTL",
+            "18446744073709551615",
+            "from 60 to 31622400",
+        ),
+        ("TOKENGATE_MAX_CONCURRENT_HASHES", "0", "from 1 to 256"),
+    ] {
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env("TOKENGATE_HASH_KEY", key())
+            .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+            .env("TOKENGATE_LISTEN", "127.0.0.1:0")
+            .env(var, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tokengate");
+        // Accepted, it would keep serving (not ready, retrying the database): bound the wait.
+        let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{var}={value} was accepted: tokengate kept running"))
+            .expect("wait");
+        assert!(!output.status.success(), "{var}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(stderr.contains(range), "{stderr}");
+    }
+}
+
+#[tokio::test]
 async fn with_the_database_down_at_start_it_stays_up_not_ready_and_retries() {
     let closed = free_port();
     let mut process = start(&format!("postgres://postgres@127.0.0.1:{closed}/none"), &[]).await;
