@@ -14,6 +14,7 @@ mod identity;
 mod members;
 mod openapi;
 mod organizations;
+mod panic;
 mod permissions;
 mod policies;
 mod repoll;
@@ -219,6 +220,7 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_header_size))
         .layer(middleware::from_fn(finish_responses))
+        .layer(panic::catch_panic())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
