@@ -9,6 +9,7 @@ mod drain;
 mod error;
 mod extract;
 mod groups;
+mod headers;
 mod health;
 mod identity;
 mod members;
@@ -268,7 +269,11 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
                 ]),
         );
     }
-    router.with_state(state)
+    // Outermost, so that every response gets them, CORS answers and timeouts included.
+    router
+        .layer(headers::no_store())
+        .layer(headers::nosniff())
+        .with_state(state)
 }
 
 /// What `app` needs from the configuration besides the state.

@@ -4,6 +4,7 @@
 
 mod concurrency;
 mod envelope;
+mod headers;
 mod helpers;
 mod iam;
 mod identity;

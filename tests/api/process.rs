@@ -167,6 +167,38 @@ async fn serve_refuses_out_of_range_settings_naming_the_variable_and_the_range()
     }
 }
 
+#[sqlx::test]
+async fn a_request_timeout_answers_408_with_the_security_headers(db: PgPool) {
+    let mut process = start(&database_url(&db), &[("TOKENGATE_REQUEST_TIMEOUT", "1")]).await;
+    // A body that never finishes arriving keeps the handler waiting past the timeout.
+    let mut stream = TcpStream::connect(&process.addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /api/v1/identity/login HTTP/1.1\r\nHost: t\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("partial request");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed without a response");
+            head.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_head)
+        .await
+        .expect("a response within the timeout");
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    process.terminate();
+    process.exit_within(Duration::from_secs(10)).await;
+}
+
 #[tokio::test]
 async fn with_the_database_down_at_start_it_stays_up_not_ready_and_retries() {
     let closed = free_port();
