@@ -9,6 +9,7 @@ mod helpers;
 mod iam;
 mod identity;
 mod limits;
+mod names;
 mod pool;
 mod process;
 mod replicas;

@@ -167,6 +167,36 @@ async fn serve_refuses_out_of_range_settings_naming_the_variable_and_the_range()
     }
 }
 
+#[tokio::test]
+async fn bootstrap_refuses_names_with_invisible_characters() {
+    let mut bootstrap = std::process::Command::new(BIN)
+        .args([
+            "bootstrap",
+            "--org",
+            "Acme\u{202e}gro",
+            "--email",
+            "owner@example.test",
+            "--name",
+            "O",
+            "--password-stdin",
+        ])
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bootstrap");
+    bootstrap
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all_sync(PASSWORD.as_bytes());
+    let output = bootstrap.wait_with_output().expect("wait");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--org must be"), "{stderr}");
+}
+
 #[sqlx::test]
 async fn a_request_timeout_answers_408_with_the_security_headers(db: PgPool) {
     let mut process = start(&database_url(&db), &[("TOKENGATE_REQUEST_TIMEOUT", "1")]).await;
