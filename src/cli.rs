@@ -98,11 +98,22 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<i32> {
     if let Err(e) = PasswordHasher::check_policy(&password) {
         anyhow::bail!("{e}");
     }
+    // The same rule as names given through the API.
+    let [org, name] = [("--org", &args.org), ("--name", &args.name)].map(|(flag, value)| {
+        http::valid_name("name", value).map_err(|_| {
+            anyhow::anyhow!(
+                "{flag} must be 1 to {} characters, without control or invisible formatting \
+                 characters",
+                http::MAX_NAME_LEN
+            )
+        })
+    });
+    let (org, name) = (org?, name?);
     let pool = db::connect(&args.database).await?;
     db::migrate(&pool).await?;
     let hasher = PasswordHasher::new(1)?;
     let hash = hasher.hash(password).await?;
-    match db::identity::bootstrap(&pool, &args.org, &args.email, &args.name, &hash).await? {
+    match db::identity::bootstrap(&pool, &org, &args.email, &name, &hash).await? {
         Some(org_id) => {
             println!("created organization {org_id} with owner {}", args.email);
             Ok(0)

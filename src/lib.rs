@@ -6,5 +6,6 @@ pub mod config;
 pub mod credential;
 pub mod db;
 pub mod http;
+pub mod names;
 pub mod policy;
 pub mod telemetry;

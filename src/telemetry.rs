@@ -26,4 +26,21 @@ pub fn init(format: LogFormat) {
             )
             .try_init(),
     };
+    log_panics_without_their_message();
+}
+
+/// Panics go to the log, in its format, with where they happened but not their message: the
+/// default hook prints the message to stderr, and a message can quote the value that caused
+/// the panic, a credential or a password included.
+fn log_panics_without_their_message() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        tracing::error!(
+            location = location.as_deref().unwrap_or("unknown"),
+            thread = std::thread::current().name().unwrap_or("unnamed"),
+            "panic (its message is not logged)"
+        );
+    }));
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Page;
+use crate::names::unique_key;
 use crate::policy::Statement;
 
 /// The statements of every policy attached to the member directly or through any of their groups.
@@ -420,12 +421,13 @@ pub async fn create_policy(
 ) -> sqlx::Result<PolicyView> {
     sqlx::query_as!(
         PolicyView,
-        r#"insert into policies (id, organization_id, name, description, type, statements)
-           values ($1, $2, $3, $4, 'Custom', $5)
+        r#"insert into policies (id, organization_id, name, name_key, description, type, statements)
+           values ($1, $2, $3, $4, $5, 'Custom', $6)
            returning id, name, description, type as kind, statements, created_at, updated_at"#,
         Uuid::new_v4(),
         organization_id,
         name,
+        unique_key(name),
         description,
         statements
     )
@@ -446,14 +448,16 @@ pub async fn update_policy(
         PolicyView,
         r#"update policies set
              name = coalesce($3, name),
-             description = coalesce($4, description),
-             statements = coalesce($5, statements),
+             name_key = coalesce($4, name_key),
+             description = coalesce($5, description),
+             statements = coalesce($6, statements),
              updated_at = now()
            where id = $2 and organization_id = $1 and type = 'Custom'
            returning id, name, description, type as kind, statements, created_at, updated_at"#,
         organization_id,
         id,
         name,
+        name.map(unique_key),
         description,
         statements
     )
@@ -594,10 +598,12 @@ pub async fn create_group(
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query!(
-        "insert into groups (id, organization_id, name, description) values ($1, $2, $3, $4)",
+        "insert into groups (id, organization_id, name, name_key, description)
+         values ($1, $2, $3, $4, $5)",
         id,
         organization_id,
         name,
+        unique_key(name),
         description
     )
     .execute(db)

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod iam;
 pub mod identity;
+pub mod names;
 pub mod readers;
 pub mod tokens;
 
@@ -62,8 +63,13 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+/// Applies pending migrations, then keys the names written before keys existed.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await?;
+    let keyed = names::key_unkeyed_rows(pool).await?;
+    if keyed > 0 {
+        tracing::info!(rows = keyed, "unique name keys written");
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::Page;
 use crate::credential::Digest;
 use crate::db::identity::UserView;
+use crate::names::unique_key;
 use crate::policy::Statement;
 
 /// A token as stored, minus its digests.
@@ -100,12 +101,13 @@ pub struct NewToken<'a> {
 pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewToken<'_>) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query!(
-        "insert into access_tokens (id, organization_id, name, type, status, creator_id,
-             created_by_token_id, secret_hash, hint, scope, ceiling, expires_at)
-         values ($1, $2, $3, $4, 'Active', $5, $6, $7, $8, $9, $10, $11)",
+        "insert into access_tokens (id, organization_id, name, name_key, type, status,
+             creator_id, created_by_token_id, secret_hash, hint, scope, ceiling, expires_at)
+         values ($1, $2, $3, $4, $5, 'Active', $6, $7, $8, $9, $10, $11, $12)",
         id,
         new.organization_id,
         new.name,
+        unique_key(new.name),
         new.kind,
         new.creator_id,
         new.created_by_token_id,
@@ -272,9 +274,9 @@ pub async fn is_name_used(
 ) -> sqlx::Result<bool> {
     sqlx::query_scalar!(
         r#"select exists(select 1 from access_tokens
-             where organization_id = $1 and lower(name) = lower($2)) as "e!""#,
+             where organization_id = $1 and name_key = $2) as "e!""#,
         organization_id,
-        name
+        unique_key(name)
     )
     .fetch_one(db)
     .await
@@ -287,10 +289,12 @@ pub async fn rename(
     name: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "update access_tokens set name = $3, updated_at = now() where organization_id = $1 and id = $2",
+        "update access_tokens set name = $3, name_key = $4, updated_at = now()
+         where organization_id = $1 and id = $2",
         organization_id,
         id,
-        name
+        name,
+        unique_key(name)
     )
     .execute(db)
     .await?;

@@ -307,8 +307,11 @@ async fn create(
     let expires_at = match state.max_token_lifetime {
         None => body.expires_at,
         Some(max) => {
-            let latest =
-                now + chrono::Duration::from_std(max).map_err(|e| ApiError::Internal(e.into()))?;
+            // A maximum past the calendar's end is no maximum (`serve` refuses one at start).
+            let latest = chrono::Duration::from_std(max)
+                .ok()
+                .and_then(|max| now.checked_add_signed(max))
+                .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
             match body.expires_at {
                 Some(at) if at > latest => {
                     return Err(ApiError::bad_request("expiresAt_is_invalid"))

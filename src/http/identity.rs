@@ -91,9 +91,12 @@ async fn login(
         return Err(ApiError::UnauthorizedWith("EmailPasswordMismatch"));
     };
     let credential = Credential::generate(CredentialKind::WebSession);
-    let ttl =
-        chrono::Duration::from_std(state.session_ttl).map_err(|e| ApiError::Internal(e.into()))?;
-    let expires_at = Utc::now() + ttl;
+    // Checked: a lifetime past the calendar's end answers 500, never a panic (`serve` refuses
+    // such a TOKENGATE_SESSION_TTL at start).
+    let expires_at = chrono::Duration::from_std(state.session_ttl)
+        .ok()
+        .and_then(|ttl| Utc::now().checked_add_signed(ttl))
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("session lifetime out of range")))?;
     identity::create_session(
         &state.db,
         user.id,

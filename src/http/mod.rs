@@ -10,16 +10,19 @@ mod error;
 mod extract;
 mod grants;
 mod groups;
+mod headers;
 mod health;
 mod identity;
 mod members;
 mod openapi;
 mod organizations;
+mod panic;
 mod permissions;
 mod policies;
 mod repoll;
 mod retry;
 pub mod server;
+mod validate;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{error_response, json_response, ApiError, ApiResult, Created, Data, Envelope};
 pub use extract::{client_ip, page, ApiJson, ApiPath, ApiQuery, OptionalJson};
+pub use validate::{valid_filter, valid_name, valid_policy_name, valid_text};
 
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{listener, CacheConfig, Caches, Invalidation, LastUsed};
@@ -224,6 +228,7 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_header_size))
         .layer(middleware::from_fn(finish_responses))
+        .layer(panic::catch_panic())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
@@ -271,7 +276,11 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
                 ]),
         );
     }
-    router.with_state(state)
+    // Outermost, so that every response gets them, CORS answers and timeouts included.
+    router
+        .layer(headers::no_store())
+        .layer(headers::nosniff())
+        .with_state(state)
 }
 
 /// What `app` needs from the configuration besides the state.
@@ -493,35 +502,4 @@ pub async fn commit_invalidating(
     tx.commit().await?;
     state.caches.invalidate(what);
     Ok(())
-}
-
-/// Free text that PostgreSQL can store: no NUL or other control characters but tab and newlines.
-pub fn valid_text(field: &str, text: &str, max_chars: usize) -> ApiResult<()> {
-    let bad_char = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
-    if text.chars().count() > max_chars || text.chars().any(bad_char) {
-        return Err(ApiError::BadRequest(format!("{field}_is_invalid")));
-    }
-    Ok(())
-}
-
-/// A list filter: bounded, no control characters; empty means none.
-pub fn valid_filter(field: &str, value: Option<&str>) -> ApiResult<Option<String>> {
-    match value {
-        Some(v) if v.chars().any(char::is_control) || v.chars().count() > MAX_NAME_LEN => {
-            Err(ApiError::BadRequest(format!("{field}_is_invalid")))
-        }
-        other => Ok(crate::db::contains_pattern(other)),
-    }
-}
-
-/// For handlers: a name that is present, trimmed, 1..=128 characters.
-pub fn valid_name(field: &str, name: &str) -> ApiResult<String> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::BadRequest(format!("{field}_is_required")));
-    }
-    if trimmed.chars().count() > MAX_NAME_LEN || trimmed.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!("{field}_is_invalid")));
-    }
-    Ok(trimmed.to_owned())
 }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::grants::{ensure_an_owner_remains, Granter};
 use super::members::require_iam;
 use super::{
-    commit_invalidating, page, valid_filter, valid_name, valid_text, ApiError, ApiJson, ApiPath,
-    ApiQuery, ApiResult, AppState, Created, Data, Paged,
+    commit_invalidating, page, valid_filter, valid_policy_name, valid_text, ApiError, ApiJson,
+    ApiPath, ApiQuery, ApiResult, AppState, Created, Data, Paged,
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
@@ -108,7 +108,7 @@ async fn create(
     ApiJson(body): ApiJson<CreatePolicy>,
 ) -> ApiResult<Created<PolicyView>> {
     require_iam(&principal)?;
-    let name = valid_name("name", &body.name)?;
+    let name = valid_policy_name("name", &body.name)?;
     let description = valid_description(body.description.as_deref())?.unwrap_or_default();
     let (given, statements) = valid_statements(&state, body.statements.unwrap_or_default())?;
     let org = principal.organization_id;
@@ -164,7 +164,7 @@ async fn update(
     let name = body
         .name
         .as_deref()
-        .map(|n| valid_name("name", n))
+        .map(|n| valid_policy_name("name", n))
         .transpose()?;
     let description = valid_description(body.description.as_deref())?;
     let mut tx = state.db.begin().await?;

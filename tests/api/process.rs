@@ -129,6 +129,107 @@ async fn serve_refuses_to_start_without_a_hash_key_and_says_how_to_make_one() {
 }
 
 #[tokio::test]
+async fn serve_refuses_out_of_range_settings_naming_the_variable_and_the_range() {
+    for (var, value, range) in [
+        // Each of the first two made every token creation or login fail once serving.
+        (
+            "TOKENGATE_MAX_TOKEN_LIFETIME_DAYS",
+            "4294967295",
+            "from 1 to 36525",
+        ),
+        (
+            "TOKENGATE_SESSION_TTL",
+            "18446744073709551615",
+            "from 60 to 31622400",
+        ),
+        ("TOKENGATE_MAX_CONCURRENT_HASHES", "0", "from 1 to 256"),
+    ] {
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env("TOKENGATE_HASH_KEY", key())
+            .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+            .env("TOKENGATE_LISTEN", "127.0.0.1:0")
+            .env(var, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tokengate");
+        // Accepted, it would keep serving (not ready, retrying the database): bound the wait.
+        let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{var}={value} was accepted: tokengate kept running"))
+            .expect("wait");
+        assert!(!output.status.success(), "{var}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(stderr.contains(range), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_refuses_names_with_invisible_characters() {
+    let mut bootstrap = std::process::Command::new(BIN)
+        .args([
+            "bootstrap",
+            "--org",
+            "Acme\u{202e}gro",
+            "--email",
+            "owner@example.test",
+            "--name",
+            "O",
+            "--password-stdin",
+        ])
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bootstrap");
+    bootstrap
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all_sync(PASSWORD.as_bytes());
+    let output = bootstrap.wait_with_output().expect("wait");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--org must be"), "{stderr}");
+}
+
+#[sqlx::test]
+async fn a_request_timeout_answers_408_with_the_security_headers(db: PgPool) {
+    let mut process = start(&database_url(&db), &[("TOKENGATE_REQUEST_TIMEOUT", "1")]).await;
+    // A body that never finishes arriving keeps the handler waiting past the timeout.
+    let mut stream = TcpStream::connect(&process.addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /api/v1/identity/login HTTP/1.1\r\nHost: t\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("partial request");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed without a response");
+            head.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_head)
+        .await
+        .expect("a response within the timeout");
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    process.terminate();
+    process.exit_within(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
 async fn with_the_database_down_at_start_it_stays_up_not_ready_and_retries() {
     let closed = free_port();
     let mut process = start(&format!("postgres://postgres@127.0.0.1:{closed}/none"), &[]).await;
