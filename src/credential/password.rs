@@ -1,5 +1,5 @@
-//! argon2id password hashing off the async runtime, on a bounded number of background-class
-//! threads, so a login storm can neither take every core nor delay token verification.
+//! argon2id password hashing off the async runtime, on a bounded number of threads, so a login
+//! storm can neither take every core nor delay token verification.
 
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -101,25 +101,6 @@ pub fn rest_after(took: Duration, verifications: u64, share: f64) -> Duration {
     took.mul_f64(1.0 / share.max(MIN_HASH_SHARE) - 1.0)
 }
 
-/// Hashing threads are background-class (`SCHED_IDLE`): whenever a token verification wants a
-/// core it preempts a hash at once, so a login storm slows logins down, not verification.
-/// (A nice value is not enough: the scheduler lets a running task finish its slice first, which
-/// put milliseconds on `/auth/check`'s p99 while 100 logins ran; bench/.) The threads still run
-/// whenever a core has a gap, which under a saturating load kept logins at about three quarters
-/// of their rate. Failure (a system that refuses it) falls back to the lowest nice value.
-fn make_this_thread_background() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: both calls take plain integers or a pointer to a local that outlives the call, and
-    // touch no other memory of ours. On Linux, pid/who 0 means the calling thread only.
-    #[allow(unsafe_code)]
-    unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
-        }
-    }
-}
-
 /// Starts `count` hashing threads that take jobs from one queue until every sender is gone.
 fn start_hashing_threads(
     count: usize,
@@ -133,7 +114,6 @@ fn start_hashing_threads(
         std::thread::Builder::new()
             .name(format!("tokengate-hash-{n}"))
             .spawn(move || {
-                make_this_thread_background();
                 loop {
                     // The lock is held only while waiting for the next job, never while hashing.
                     let job = match receiver.lock() {
@@ -172,10 +152,9 @@ impl PasswordHasher {
     }
 
     /// While token verification is busy (`verifications` counts them), hashing takes at most
-    /// `share` of its threads' time: even at background priority, a hash filling the gaps a
-    /// saturated core leaves costs verification its tail latency (docs/benchmarks.md). Logins
-    /// then slow down; they never stop (`MIN_HASH_SHARE`). Once per hasher; `share` ≥ 1 paces
-    /// nothing.
+    /// `share` of its threads' time: a hash filling the gaps a saturated core leaves costs
+    /// verification its tail latency (docs/benchmarks.md). Logins then slow down; they never
+    /// stop (`MIN_HASH_SHARE`). Once per hasher; `share` ≥ 1 paces nothing.
     pub fn pace(&self, share: f64, verifications: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.pacing.set(Pacing {
             verifications: Box::new(verifications),
@@ -242,26 +221,6 @@ mod tests {
             .verify("tokengate-timing-equaliser".into(), None)
             .await
             .expect("verify"));
-    }
-
-    /// The scheduling policy of the thread a job runs on, from `/proc/thread-self/stat`
-    /// (field 41; the command name in field 2 is parenthesised and may hold spaces).
-    #[cfg(target_os = "linux")]
-    fn this_threads_policy() -> Option<u32> {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        after_name.split(' ').nth(38)?.parse().ok()
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn hashing_runs_on_background_class_threads_only() {
-        const SCHED_IDLE: u32 = 5;
-        let hasher = PasswordHasher::new(1).expect("hasher");
-        let on_hashing_thread = hasher.run(this_threads_policy).await.expect("job ran");
-        assert_eq!(on_hashing_thread, Some(SCHED_IDLE));
-        // The runtime's own threads keep the normal policy.
-        assert_eq!(this_threads_policy(), Some(0));
     }
 
     #[test]
