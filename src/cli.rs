@@ -100,7 +100,7 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<i32> {
     }
     let pool = db::connect(&args.database).await?;
     db::migrate(&pool).await?;
-    let hasher = PasswordHasher::new(1)?;
+    let hasher = PasswordHasher::new(1, 1)?;
     let hash = hasher.hash(password).await?;
     match db::identity::bootstrap(&pool, &args.org, &args.email, &args.name, &hash).await? {
         Some(org_id) => {

@@ -127,6 +127,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENGATE_MAX_CONCURRENT_HASHES")]
     pub max_concurrent_hashes: Option<usize>,
 
+    /// How many more password hashes may wait for a hashing thread; beyond, a login answers 503
+    /// with `Retry-After` at once.
+    #[arg(long, env = "TOKENGATE_MAX_QUEUED_HASHES", default_value_t = 64)]
+    pub max_queued_hashes: usize,
+
     /// While token verification is busy (≥ 1,000 a second on this process), the percentage of
     /// their time the hashing threads may hash (10–100; 100 never holds them back).
     #[arg(long, env = "TOKENGATE_HASH_SHARE_UNDER_LOAD", default_value_t = 50,

@@ -6,4 +6,6 @@ mod password;
 
 pub use digest::{Digest, HashKey};
 pub use format::{Credential, CredentialKind, Malformed};
-pub use password::{PasswordHasher, PasswordPolicyError, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+pub use password::{
+    HashingError, PasswordHasher, PasswordPolicyError, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN,
+};

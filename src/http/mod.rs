@@ -382,7 +382,7 @@ fn parse_extra_actions(entries: &[String]) -> anyhow::Result<Vec<ActionInfo>> {
 /// Serves until SIGTERM or ctrl-c, then lets in-flight requests finish.
 pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()> {
     let db = crate::db::pool(&config.database)?;
-    let hasher = PasswordHasher::new(config.max_concurrent_hashes())?;
+    let hasher = PasswordHasher::new(config.max_concurrent_hashes(), config.max_queued_hashes)?;
     let catalogue = Catalogue::builtin().with_extra(parse_extra_actions(&config.extra_actions)?);
     let state = AppState::new(
         db.clone(),

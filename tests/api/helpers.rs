@@ -81,6 +81,11 @@ impl Resp {
     }
 }
 
+/// Two hashing threads, and as long a queue as `serve` has by default.
+fn default_hasher() -> PasswordHasher {
+    PasswordHasher::new(2, 64).expect("hasher")
+}
+
 /// Who is calling: a credential and, optionally, the `Organization` header.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -100,12 +105,23 @@ impl Caller {
 
 impl TestApp {
     pub async fn spawn(db: PgPool) -> TestApp {
-        Self::spawn_with_key(db, HashKey::generate_base64(), None).await
+        Self::spawn_with_key(db, HashKey::generate_base64(), None, default_hasher()).await
     }
 
     /// With its verification connections (`db::readers`) set up as `readers` says.
     pub async fn spawn_with_readers(db: PgPool, readers: ReadersConfig) -> TestApp {
-        Self::spawn_with_key(db, HashKey::generate_base64(), Some(readers)).await
+        Self::spawn_with_key(
+            db,
+            HashKey::generate_base64(),
+            Some(readers),
+            default_hasher(),
+        )
+        .await
+    }
+
+    /// With this password hasher (its threads and queue).
+    pub async fn spawn_with_hasher(db: PgPool, hasher: PasswordHasher) -> TestApp {
+        Self::spawn_with_key(db, HashKey::generate_base64(), None, hasher).await
     }
 
     /// A second replica: its own pool, caches and listener, on the same database and key.
@@ -113,12 +129,16 @@ impl TestApp {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(5)
             .connect_lazy_with((*self.db.connect_options()).clone());
-        Self::spawn_with_key(pool, self.key.clone(), None).await
+        Self::spawn_with_key(pool, self.key.clone(), None, default_hasher()).await
     }
 
-    async fn spawn_with_key(db: PgPool, key: String, readers: Option<ReadersConfig>) -> TestApp {
+    async fn spawn_with_key(
+        db: PgPool,
+        key: String,
+        readers: Option<ReadersConfig>,
+        hasher: PasswordHasher,
+    ) -> TestApp {
         let hash_key = HashKey::from_base64(&key).expect("key");
-        let hasher = PasswordHasher::new(2).expect("hasher");
         let state = AppState::new(
             db.clone(),
             hash_key,

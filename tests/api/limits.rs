@@ -3,8 +3,19 @@
 use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
+use tokengate::credential::PasswordHasher;
 
-use crate::helpers::{Caller, TestApp, OWNER_EMAIL, PASSWORD};
+use crate::helpers::{Caller, Resp, TestApp, OWNER_EMAIL, PASSWORD};
+
+#[track_caller]
+fn assert_retry_after(resp: &Resp) -> u64 {
+    resp.headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .filter(|secs| *secs >= 1)
+        .unwrap_or_else(|| panic!("no Retry-After in {:?}", resp.headers))
+}
 
 #[sqlx::test]
 async fn failed_authentications_from_one_address_get_429_and_valid_traffic_keeps_working(
@@ -58,6 +69,31 @@ async fn failed_logins_per_account_get_429_before_any_password_check(db: PgPool)
     // Another account from the same address is unaffected, and so is an existing session.
     app.login("other@example.test", PASSWORD).await.assert(200);
     app.get("/api/v1/user/profile", &owner).await.assert(200);
+}
+
+/// The hashing queue is bounded: a flood beyond it is refused at once with 503 and
+/// `Retry-After` (never a 500, never queued for seconds).
+#[sqlx::test]
+async fn a_login_flood_beyond_the_hashing_queue_gets_503_with_retry_after(db: PgPool) {
+    // One hashing thread, and room for two more hashes waiting.
+    let hasher = PasswordHasher::new(1, 2).expect("hasher");
+    let app = TestApp::spawn_with_hasher(db, hasher).await;
+    app.owner().await;
+    let emails: Vec<String> = (0..45).map(|n| format!("flood{n}@example.test")).collect();
+    let flood =
+        futures::future::join_all(emails.iter().map(|e| app.login(e, "wrong password"))).await;
+    let mut busy = 0;
+    for answer in &flood {
+        if answer.status == 503 {
+            answer.assert_error(503, "ServiceUnavailable");
+            assert_retry_after(answer);
+            busy += 1;
+        } else {
+            answer.assert_error(401, "EmailPasswordMismatch");
+        }
+    }
+    assert!(busy > 0, "no login of the flood was refused");
+    app.login(OWNER_EMAIL, PASSWORD).await.assert(200);
 }
 
 #[sqlx::test]
