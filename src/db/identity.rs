@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::{self, Actor};
-use crate::credential::Digest;
+use crate::credential::{canonical_email, Digest};
 use crate::policy::OWNER_POLICY_ID;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -33,14 +33,15 @@ pub struct UserCredentials {
     pub password_hash: String,
 }
 
+/// The account whose email has the same canonical form as `email` (`canonical_email`).
 pub async fn user_by_email(
     db: impl PgExecutor<'_>,
     email: &str,
 ) -> sqlx::Result<Option<UserCredentials>> {
     sqlx::query_as!(
         UserCredentials,
-        "select id, email, name, password_hash from users where lower(email) = lower($1)",
-        email
+        "select id, email, name, password_hash from users where email_canonical = $1",
+        canonical_email(email)
     )
     .fetch_optional(db)
     .await
@@ -60,9 +61,11 @@ pub async fn create_user(
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query!(
-        "insert into users (id, email, name, password_hash) values ($1, $2, $3, $4)",
+        "insert into users (id, email, email_canonical, name, password_hash)
+         values ($1, $2, $3, $4, $5)",
         id,
         email,
+        canonical_email(email),
         name,
         password_hash
     )
@@ -258,4 +261,27 @@ pub async fn bootstrap(
     let org = create_organization(&mut tx, org_name, user_id).await?;
     tx.commit().await?;
     Ok(Some(org.id))
+}
+
+/// Recomputes `email_canonical` with `canonical_email` where the migration that introduced it
+/// could only approximate it in SQL: emails with characters beyond ASCII.
+pub async fn recompute_canonical_emails(pool: &PgPool) -> sqlx::Result<()> {
+    let rows = sqlx::query!(
+        "select id, email, email_canonical from users where octet_length(email) <> length(email)"
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in rows {
+        let canonical = canonical_email(&row.email);
+        if canonical != row.email_canonical {
+            sqlx::query!(
+                "update users set email_canonical = $2 where id = $1",
+                row.id,
+                canonical
+            )
+            .execute(pool)
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -64,6 +64,14 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await?;
+    identity::recompute_canonical_emails(pool)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "recomputing canonical emails (two accounts whose emails differ only in case or \
+                 width must be told apart by changing one): {e}"
+            )
+        })?;
     Ok(())
 }
 

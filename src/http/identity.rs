@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ApiResult, AppState, Data};
 use crate::auth::CurrentSession;
-use crate::credential::{Credential, CredentialKind, PasswordHasher, PasswordPolicyError};
+use crate::credential::{
+    canonical_email, Credential, CredentialKind, PasswordHasher, PasswordPolicyError,
+};
 use crate::db::identity::{self, OrganizationView, UserView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,7 +56,11 @@ async fn login(
     if email.is_empty() {
         return Err(ApiError::bad_request("email_is_required"));
     }
-    if email.chars().any(char::is_control) || email.len() > MAX_EMAIL_LEN {
+    // The canonical form is bounded too: it keys the login limits held in memory.
+    if email.chars().any(char::is_control)
+        || email.len() > MAX_EMAIL_LEN
+        || canonical_email(email).len() > MAX_EMAIL_LEN
+    {
         return Err(ApiError::bad_request("email_is_invalid"));
     }
     if body.password.is_empty() {
@@ -64,7 +70,7 @@ async fn login(
         return Err(ApiError::bad_request("password_is_invalid"));
     }
     // Brute force is refused before any hashing; other accounts and addresses are unaffected.
-    let limit_key = (email.to_lowercase(), peer.ip());
+    let limit_key = (canonical_email(email), peer.ip());
     if let Err(retry_after_secs) = state.login_failures.check(&limit_key) {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
