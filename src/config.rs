@@ -95,6 +95,15 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENGATE_LOGIN_FAILURES", default_value_t = 10)]
     pub login_failures: u32,
 
+    /// Failed logins allowed per client IP (an IPv6 /64), whatever the accounts, in 15 minutes
+    /// (then 429).
+    #[arg(
+        long,
+        env = "TOKENGATE_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 50
+    )]
+    pub login_failures_per_address: u32,
+
     /// Seconds a client has to send a request's headers (slowloris protection).
     #[arg(long, env = "TOKENGATE_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
@@ -179,6 +188,7 @@ impl ServeConfig {
             auth_failures_per_minute: self.auth_failures_per_minute,
             auth_failure_burst: self.auth_failure_burst,
             login_failures_per_15_minutes: self.login_failures,
+            address_login_failures_per_15_minutes: self.login_failures_per_address,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Member login, logout, profile and password change.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
@@ -27,6 +28,28 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Emails are at most 254 characters (RFC 5321).
 const MAX_EMAIL_LEN: usize = 254;
 
+/// Runs `check`, a password check, as a login attempt of the account `email` from `peer`
+/// (SPEC §9): refused with 429 before it runs once the account's or the address's failures are
+/// spent. It counts as a failure while it runs, so a burst of guesses cannot outrun the limit;
+/// a wrong password (`Ok(None)`) stays counted, a right one or a check that decided nothing
+/// (a full hashing queue, the database away) is given back.
+async fn counted_attempt<T>(
+    state: &AppState,
+    email: &str,
+    peer: SocketAddr,
+    check: impl Future<Output = ApiResult<Option<T>>>,
+) -> ApiResult<Option<T>> {
+    let attempt = state
+        .login_failures
+        .attempt(canonical_email(email), peer.ip().into())
+        .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    let outcome = check.await;
+    if !matches!(outcome, Ok(None)) {
+        attempt.refund();
+    }
+    outcome
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
@@ -46,7 +69,9 @@ pub struct LoginResponse {
 /// Log in with email and password; returns a web session.
 #[utoipa::path(post, path = "/api/v1/identity/login", tag = "identity", security(()),
     request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, description = "EmailPasswordMismatch")))]
+    responses((status = 200, body = LoginResponse), (status = 401, description = "EmailPasswordMismatch"),
+        (status = 429, description = "TooManyRequests"),
+        (status = 503, description = "ServiceUnavailable: too many logins waiting to be checked")))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -69,19 +94,15 @@ async fn login(
     if PasswordHasher::check_policy(&body.password) == Err(PasswordPolicyError::TooLong) {
         return Err(ApiError::bad_request("password_is_invalid"));
     }
-    // Brute force is refused before any hashing; other accounts and addresses are unaffected.
-    let limit_key = (canonical_email(email), peer.ip());
-    if let Err(retry_after_secs) = state.login_failures.check(&limit_key) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
-    let user = identity::user_by_email(&state.db, email).await?;
-    // An unknown email is verified against a dummy hash: same cost, same answer.
-    let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = state.hasher.verify(body.password, phc).await?;
-    let Some(user) = user.filter(|_| verified) else {
-        if let Err(retry_after_secs) = state.login_failures.fail(limit_key) {
-            return Err(ApiError::TooManyRequests { retry_after_secs });
-        }
+    let user = counted_attempt(&state, email, peer, async {
+        let user = identity::user_by_email(&state.db, email).await?;
+        // An unknown email is verified against a dummy hash: same cost, same answer.
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let verified = state.hasher.verify(body.password, phc).await?;
+        Ok(user.filter(|_| verified))
+    })
+    .await?;
+    let Some(user) = user else {
         return Err(ApiError::UnauthorizedWith("EmailPasswordMismatch"));
     };
     let credential = Credential::generate(CredentialKind::WebSession);
@@ -144,12 +165,15 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
-/// Change the password; every other session of the user ends.
+/// Change the password; every other session of the user ends. A wrong `currentPassword` counts
+/// as a failed login.
 #[utoipa::path(put, path = "/api/v1/user/password", tag = "identity",
     request_body = ChangePassword,
-    responses((status = 200, body = bool), (status = 400, description = "currentPassword_is_invalid")))]
+    responses((status = 200, body = bool), (status = 400, description = "currentPassword_is_invalid"),
+        (status = 429, description = "TooManyRequests")))]
 async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: CurrentSession,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> ApiResult<Data<bool>> {
@@ -163,8 +187,13 @@ async fn change_password(
     if body.current_password.chars().count() > crate::credential::MAX_PASSWORD_LEN {
         return Err(ApiError::bad_request("currentPassword_is_invalid"));
     }
-    let phc = identity::password_hash(&state.db, session.user.id).await?;
-    if !state.hasher.verify(body.current_password, phc).await? {
+    let verified = counted_attempt(&state, &session.user.email, peer, async {
+        let phc = identity::password_hash(&state.db, session.user.id).await?;
+        let verified = state.hasher.verify(body.current_password, phc).await?;
+        Ok(verified.then_some(()))
+    })
+    .await?;
+    if verified.is_none() {
         return Err(ApiError::bad_request("currentPassword_is_invalid"));
     }
     let hash = state.hasher.hash(body.new_password).await?;

@@ -19,7 +19,6 @@ mod policies;
 mod repoll;
 pub mod server;
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +38,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::{error_response, json_response, ApiError, ApiResult, Created, Data, Envelope};
 pub use extract::{client_ip, page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
-use crate::auth::rate_limit::RateLimiter;
+use crate::auth::rate_limit::{ClientAddress, LoginLimiter, RateLimiter};
 use crate::auth::{listener, CacheConfig, Caches, Invalidation, LastUsed};
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
@@ -78,10 +77,10 @@ pub struct Inner {
     pub migrated: AtomicBool,
     pub last_used: Arc<LastUsed>,
     pub caches: Arc<Caches>,
-    /// Failed authentications per client IP.
-    pub auth_failures: RateLimiter<IpAddr>,
-    /// Failed logins per account (lower-case email) and client IP.
-    pub login_failures: RateLimiter<(String, IpAddr)>,
+    /// Failed authentications per client address.
+    pub auth_failures: RateLimiter<ClientAddress>,
+    /// Failed logins per account and client address, and per client address.
+    pub login_failures: LoginLimiter,
     /// Organization-wide maximum token lifetime, if configured.
     pub max_token_lifetime: Option<Duration>,
 }
@@ -129,6 +128,8 @@ pub struct Limits {
     pub auth_failures_per_minute: u32,
     pub auth_failure_burst: u32,
     pub login_failures_per_15_minutes: u32,
+    /// Failed logins from one client address, whatever the accounts (password spraying).
+    pub address_login_failures_per_15_minutes: u32,
 }
 
 impl Default for Limits {
@@ -137,12 +138,13 @@ impl Default for Limits {
             auth_failures_per_minute: 60,
             auth_failure_burst: 30,
             login_failures_per_15_minutes: 10,
+            address_login_failures_per_15_minutes: 50,
         }
     }
 }
 
 impl Limits {
-    fn auth_failures(&self) -> RateLimiter<IpAddr> {
+    fn auth_failures(&self) -> RateLimiter<ClientAddress> {
         RateLimiter::new(
             self.auth_failures_per_minute,
             Duration::from_secs(60),
@@ -150,11 +152,13 @@ impl Limits {
         )
     }
 
-    fn login_failures(&self) -> RateLimiter<(String, IpAddr)> {
-        RateLimiter::new(
-            self.login_failures_per_15_minutes,
-            Duration::from_secs(15 * 60),
-            self.login_failures_per_15_minutes,
+    fn login_failures(&self) -> LoginLimiter {
+        let per = Duration::from_secs(15 * 60);
+        let account = self.login_failures_per_15_minutes;
+        let address = self.address_login_failures_per_15_minutes;
+        LoginLimiter::new(
+            RateLimiter::new(account, per, account),
+            RateLimiter::new(address, per, address),
         )
     }
 }
