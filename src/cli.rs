@@ -111,7 +111,7 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<i32> {
     let (org, name) = (org?, name?);
     let pool = db::connect(&args.database).await?;
     db::migrate(&pool).await?;
-    let hasher = PasswordHasher::new(1)?;
+    let hasher = PasswordHasher::new(1, 1)?;
     let hash = hasher.hash(password).await?;
     match db::identity::bootstrap(&pool, &org, &args.email, &name, &hash).await? {
         Some(org_id) => {

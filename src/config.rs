@@ -122,6 +122,19 @@ pub const LOGIN_FAILURES: Range = Range {
     max: 10_000,
     unit: "failures",
 };
+pub const LOGIN_FAILURES_PER_ADDRESS: Range = Range {
+    var: "TOKENGATE_LOGIN_FAILURES_PER_ADDRESS",
+    min: 1,
+    max: 1_000_000,
+    unit: "failures",
+};
+/// Waiting hashes hold a small task each; past a few thousand a login would wait minutes.
+pub const MAX_QUEUED_HASHES: Range = Range {
+    var: "TOKENGATE_MAX_QUEUED_HASHES",
+    min: 0,
+    max: 10_000,
+    unit: "hashes",
+};
 pub const HEADER_READ_TIMEOUT: Range = Range {
     var: "TOKENGATE_HEADER_READ_TIMEOUT",
     min: 1,
@@ -169,7 +182,7 @@ pub const MAX_TOKEN_LIFETIME_DAYS: Range = Range {
 };
 
 /// Every numeric setting; a test checks that none is left without a range.
-pub const RANGES: [Range; 16] = [
+pub const RANGES: [Range; 18] = [
     DB_MAX_CONNECTIONS,
     DB_ACQUIRE_TIMEOUT,
     DB_PING_AFTER_IDLE,
@@ -179,6 +192,8 @@ pub const RANGES: [Range; 16] = [
     AUTH_FAILURES_PER_MINUTE,
     AUTH_FAILURE_BURST,
     LOGIN_FAILURES,
+    LOGIN_FAILURES_PER_ADDRESS,
+    MAX_QUEUED_HASHES,
     HEADER_READ_TIMEOUT,
     SHUTDOWN_GRACE,
     SESSION_TTL,
@@ -285,6 +300,12 @@ pub struct ServeConfig {
           value_parser = LOGIN_FAILURES.parser::<u32>())]
     pub login_failures: u32,
 
+    /// Failed logins allowed per client IP (an IPv6 /64), whatever the accounts, in 15 minutes
+    /// (then 429).
+    #[arg(long, env = LOGIN_FAILURES_PER_ADDRESS.var, default_value_t = 50,
+          value_parser = LOGIN_FAILURES_PER_ADDRESS.parser::<u32>())]
+    pub login_failures_per_address: u32,
+
     /// Seconds a client has to send a request's headers (slowloris protection).
     #[arg(long, env = HEADER_READ_TIMEOUT.var, default_value_t = 10,
           value_parser = HEADER_READ_TIMEOUT.parser::<u64>())]
@@ -321,6 +342,12 @@ pub struct ServeConfig {
     #[arg(long, env = MAX_CONCURRENT_HASHES.var,
           value_parser = MAX_CONCURRENT_HASHES.parser::<usize>())]
     pub max_concurrent_hashes: Option<usize>,
+
+    /// How many more password hashes may wait for a hashing thread; beyond, a login answers 503
+    /// with `Retry-After` at once.
+    #[arg(long, env = MAX_QUEUED_HASHES.var, default_value_t = 64,
+          value_parser = MAX_QUEUED_HASHES.parser::<usize>())]
+    pub max_queued_hashes: usize,
 
     /// While token verification is busy (≥ 1,000 a second on this process), the percentage of
     /// their time the hashing threads may hash (10–100; 100 never holds them back).
@@ -370,6 +397,7 @@ impl ServeConfig {
             auth_failures_per_minute: self.auth_failures_per_minute,
             auth_failure_burst: self.auth_failure_burst,
             login_failures_per_15_minutes: self.login_failures,
+            address_login_failures_per_15_minutes: self.login_failures_per_address,
         }
     }
 

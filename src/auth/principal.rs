@@ -136,7 +136,7 @@ fn limit_failures<T>(
     result: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     match result {
-        Err(ApiError::Unauthorized) => match state.auth_failures.fail(client_ip(parts)) {
+        Err(ApiError::Unauthorized) => match state.auth_failures.fail(client_ip(parts).into()) {
             Ok(()) => Err(ApiError::Unauthorized),
             Err(retry_after_secs) => Err(ApiError::TooManyRequests { retry_after_secs }),
         },

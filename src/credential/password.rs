@@ -1,6 +1,8 @@
-//! argon2id password hashing off the async runtime, on a bounded number of background-class
-//! threads, so a login storm can neither take every core nor delay token verification.
+//! argon2id password hashing off the async runtime, on a bounded number of threads with a
+//! bounded queue, so a login storm can neither take every core, nor delay token verification,
+//! nor make every login wait behind it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,10 +22,26 @@ pub enum PasswordPolicyError {
     TooLong,
 }
 
+/// Why a hash or verification was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum HashingError {
+    /// Nothing was hashed: as many hashes as the queue holds are already waiting.
+    #[error("the password hashing queue is full")]
+    Busy,
+    #[error("the password hashing threads have stopped")]
+    Stopped,
+    #[error("argon2 hashing failed: {0}")]
+    Failed(String),
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     /// The queue of the hashing threads; they stop when the last clone is dropped.
     jobs: mpsc::Sender<Job>,
+    /// Jobs sent and not yet taken by a thread.
+    waiting: Arc<AtomicUsize>,
+    /// Beyond this many waiting jobs, new ones are refused (`HashingError::Busy`).
+    max_waiting: usize,
     /// Set once, by `pace`: read by the hashing threads after every job.
     pacing: Arc<OnceLock<Pacing>>,
     /// Verified against when the email is unknown, so that costs the same as a wrong password.
@@ -43,11 +61,11 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_blocking(password: &str) -> anyhow::Result<String> {
+fn hash_blocking(password: &str) -> Result<String, HashingError> {
     let salt = SaltString::generate(&mut OsRng);
     let hash = argon2()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
+        .map_err(|e| HashingError::Failed(e.to_string()))?;
     Ok(hash.to_string())
 }
 
@@ -101,39 +119,21 @@ pub fn rest_after(took: Duration, verifications: u64, share: f64) -> Duration {
     took.mul_f64(1.0 / share.max(MIN_HASH_SHARE) - 1.0)
 }
 
-/// Hashing threads are background-class (`SCHED_IDLE`): whenever a token verification wants a
-/// core it preempts a hash at once, so a login storm slows logins down, not verification.
-/// (A nice value is not enough: the scheduler lets a running task finish its slice first, which
-/// put milliseconds on `/auth/check`'s p99 while 100 logins ran; bench/.) The threads still run
-/// whenever a core has a gap, which under a saturating load kept logins at about three quarters
-/// of their rate. Failure (a system that refuses it) falls back to the lowest nice value.
-fn make_this_thread_background() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: both calls take plain integers or a pointer to a local that outlives the call, and
-    // touch no other memory of ours. On Linux, pid/who 0 means the calling thread only.
-    #[allow(unsafe_code)]
-    unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
-        }
-    }
-}
-
 /// Starts `count` hashing threads that take jobs from one queue until every sender is gone.
 fn start_hashing_threads(
     count: usize,
+    waiting: &Arc<AtomicUsize>,
     pacing: &Arc<OnceLock<Pacing>>,
 ) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel::<Job>();
     let receiver = Arc::new(Mutex::new(receiver));
     for n in 0..count {
         let receiver = receiver.clone();
+        let waiting = waiting.clone();
         let pacing = pacing.clone();
         std::thread::Builder::new()
             .name(format!("tokengate-hash-{n}"))
             .spawn(move || {
-                make_this_thread_background();
                 loop {
                     // The lock is held only while waiting for the next job, never while hashing.
                     let job = match receiver.lock() {
@@ -141,6 +141,7 @@ fn start_hashing_threads(
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
+                    waiting.fetch_sub(1, Ordering::SeqCst);
                     let Some(pacing) = pacing.get() else {
                         job();
                         continue;
@@ -160,22 +161,26 @@ fn start_hashing_threads(
 
 impl PasswordHasher {
     /// `max_concurrent` hashes run at once, on as many dedicated threads; argon2 throughput
-    /// halves beyond the core count. Further requests queue.
-    pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
+    /// halves beyond the core count. Up to `max_waiting` more wait for a thread; beyond that a
+    /// request is refused at once (`HashingError::Busy`) rather than made to wait behind a
+    /// flood.
+    pub fn new(max_concurrent: usize, max_waiting: usize) -> anyhow::Result<Self> {
         let dummy = hash_blocking("tokengate-timing-equaliser")?;
+        let waiting = Arc::new(AtomicUsize::new(0));
         let pacing = Arc::new(OnceLock::new());
         Ok(PasswordHasher {
-            jobs: start_hashing_threads(max_concurrent.max(1), &pacing)?,
+            jobs: start_hashing_threads(max_concurrent.max(1), &waiting, &pacing)?,
+            waiting,
+            max_waiting,
             pacing,
             dummy_hash: dummy.into(),
         })
     }
 
     /// While token verification is busy (`verifications` counts them), hashing takes at most
-    /// `share` of its threads' time: even at background priority, a hash filling the gaps a
-    /// saturated core leaves costs verification its tail latency (docs/benchmarks.md). Logins
-    /// then slow down; they never stop (`MIN_HASH_SHARE`). Once per hasher; `share` ≥ 1 paces
-    /// nothing.
+    /// `share` of its threads' time: a hash filling the gaps a saturated core leaves costs
+    /// verification its tail latency (docs/benchmarks.md). Logins then slow down; they never
+    /// stop (`MIN_HASH_SHARE`). Once per hasher; `share` ≥ 1 paces nothing.
     pub fn pace(&self, share: f64, verifications: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.pacing.set(Pacing {
             verifications: Box::new(verifications),
@@ -187,33 +192,42 @@ impl PasswordHasher {
         check_policy(password)
     }
 
-    /// Runs `work` on a hashing thread and waits for its result without blocking the runtime.
+    /// Runs `work` on a hashing thread and waits for its result without blocking the runtime;
+    /// `Busy` at once when the queue is full.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, HashingError> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashingError::Busy);
+        }
         let (done, result) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                // A caller that has gone while the job queued (a client disconnect during a
-                // login storm) gets no hash: the thread moves on to one that is awaited.
-                if !done.is_closed() {
-                    let _ = done.send(work());
-                }
-            }))
-            .map_err(|_| anyhow::anyhow!("the password hashing threads have stopped"))?;
-        result
-            .await
-            .map_err(|_| anyhow::anyhow!("a password hashing thread stopped mid-job"))
+        let sent = self.jobs.send(Box::new(move || {
+            // A caller that has gone while the job queued (a client disconnect during a
+            // login storm) gets no hash: the thread moves on to one that is awaited.
+            if !done.is_closed() {
+                let _ = done.send(work());
+            }
+        }));
+        if sent.is_err() {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashingError::Stopped);
+        }
+        result.await.map_err(|_| HashingError::Stopped)
     }
 
-    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: String) -> Result<String, HashingError> {
         self.run(move || hash_blocking(&password)).await?
     }
 
     /// Verifies `password` against `phc`, or against a dummy hash when there is no user, so an
     /// unknown email and a wrong password cost the same.
-    pub async fn verify(&self, password: String, phc: Option<String>) -> anyhow::Result<bool> {
+    pub async fn verify(
+        &self,
+        password: String,
+        phc: Option<String>,
+    ) -> Result<bool, HashingError> {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
         let ok = self.run(move || verify_blocking(&password, &phc)).await?;
@@ -227,7 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let hasher = PasswordHasher::new(2).expect("hasher");
+        let hasher = PasswordHasher::new(2, 8).expect("hasher");
         let phc = hasher.hash("correct horse".into()).await.expect("hash");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(hasher
@@ -242,26 +256,6 @@ mod tests {
             .verify("tokengate-timing-equaliser".into(), None)
             .await
             .expect("verify"));
-    }
-
-    /// The scheduling policy of the thread a job runs on, from `/proc/thread-self/stat`
-    /// (field 41; the command name in field 2 is parenthesised and may hold spaces).
-    #[cfg(target_os = "linux")]
-    fn this_threads_policy() -> Option<u32> {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        after_name.split(' ').nth(38)?.parse().ok()
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn hashing_runs_on_background_class_threads_only() {
-        const SCHED_IDLE: u32 = 5;
-        let hasher = PasswordHasher::new(1).expect("hasher");
-        let on_hashing_thread = hasher.run(this_threads_policy).await.expect("job ran");
-        assert_eq!(on_hashing_thread, Some(SCHED_IDLE));
-        // The runtime's own threads keep the normal policy.
-        assert_eq!(this_threads_policy(), Some(0));
     }
 
     #[test]
@@ -281,7 +275,7 @@ mod tests {
     #[tokio::test]
     async fn a_paced_hasher_counts_verifications_around_every_job() {
         use std::sync::atomic::{AtomicU64, Ordering};
-        let hasher = PasswordHasher::new(1).expect("hasher");
+        let hasher = PasswordHasher::new(1, 8).expect("hasher");
         let reads = Arc::new(AtomicU64::new(0));
         let counter = reads.clone();
         hasher.pace(0.5, move || counter.fetch_add(1, Ordering::SeqCst));
@@ -300,7 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_queue_beyond_the_thread_count_and_all_complete() {
-        let hasher = PasswordHasher::new(1).expect("hasher");
+        let hasher = PasswordHasher::new(1, 8).expect("hasher");
         let names = (0..4).map(|_| hasher.run(|| std::thread::current().name().map(str::to_owned)));
         let names = futures::future::join_all(names).await;
         for name in names {
@@ -311,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_whose_caller_has_gone_is_skipped() {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let hasher = PasswordHasher::new(1).expect("hasher");
+        let hasher = PasswordHasher::new(1, 8).expect("hasher");
         // Hold the only thread until released.
         let (release, held) = std::sync::mpsc::channel::<()>();
         let started = Arc::new(AtomicBool::new(false));
@@ -344,6 +338,47 @@ mod tests {
             !ran.load(Ordering::SeqCst),
             "an abandoned hash was computed"
         );
+    }
+
+    #[tokio::test]
+    async fn beyond_the_waiting_room_a_hash_is_refused_at_once_and_nothing_is_lost() {
+        use std::sync::atomic::AtomicBool;
+        let hasher = PasswordHasher::new(1, 2).expect("hasher");
+        // Hold the only thread until released.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let started = Arc::new(AtomicBool::new(false));
+        let (holder, holder_started) = (hasher.clone(), started.clone());
+        let holding = tokio::spawn(async move {
+            holder
+                .run(move || {
+                    holder_started.store(true, Ordering::SeqCst);
+                    held.recv().is_ok()
+                })
+                .await
+        });
+        while !started.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let waiters: Vec<_> = (0..2)
+            .map(|n| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.run(move || n).await })
+            })
+            .collect();
+        while hasher.waiting.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(matches!(
+            hasher.verify("a password".into(), None).await,
+            Err(HashingError::Busy)
+        ));
+        release.send(()).expect("holder waiting");
+        assert!(holding.await.expect("joined").expect("job ran"));
+        for (n, waiter) in waiters.into_iter().enumerate() {
+            assert_eq!(waiter.await.expect("joined").expect("job ran"), n);
+        }
+        assert_eq!(hasher.waiting.load(Ordering::SeqCst), 0);
+        hasher.hash("a password".into()).await.expect("room again");
     }
 
     #[test]

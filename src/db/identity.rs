@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::{self, Actor};
-use crate::credential::Digest;
+use crate::credential::{canonical_email, Digest};
 use crate::policy::OWNER_POLICY_ID;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -33,7 +33,8 @@ pub struct UserCredentials {
     pub password_hash: String,
 }
 
-/// Accounts a login with this email may mean, most recently used first (at most
+/// Accounts a login with this email (in its canonical form, `canonical_email`) may mean, most
+/// recently used first (at most
 /// [`MAX_LOGIN_CANDIDATES`]): one per organization that created an account for the email. With
 /// `organization_id`, only accounts that are members there.
 pub async fn login_candidates(
@@ -44,12 +45,12 @@ pub async fn login_candidates(
     sqlx::query_as!(
         UserCredentials,
         "select id, email, name, password_hash from users u
-          where lower(email) = lower($1)
+          where email_canonical = $1
             and ($2::uuid is null or exists(
                    select 1 from memberships m where m.user_id = u.id and m.organization_id = $2))
           order by last_login_at desc nulls last, created_at, id
           limit $3",
-        email,
+        canonical_email(email),
         organization_id,
         MAX_LOGIN_CANDIDATES
     )
@@ -69,14 +70,14 @@ pub async fn account_in_organization(
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar!(
         "select u.id from users u
-          where lower(u.email) = lower($2)
+          where u.email_canonical = $2
             and (u.organization_id = $1 or exists(
                    select 1 from memberships m where m.user_id = u.id and m.organization_id = $1))
           order by exists(select 1 from memberships m
                            where m.user_id = u.id and m.organization_id = $1) desc, u.id
           limit 1",
         organization_id,
-        email
+        canonical_email(email)
     )
     .fetch_optional(db)
     .await
@@ -109,11 +110,12 @@ pub async fn create_user(
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query!(
-        "insert into users (id, organization_id, email, name, password_hash)
-         values ($1, $2, $3, $4, $5)",
+        "insert into users (id, organization_id, email, email_canonical, name, password_hash)
+         values ($1, $2, $3, $4, $5, $6)",
         id,
         organization_id,
         email,
+        canonical_email(email),
         name,
         password_hash
     )
@@ -325,4 +327,27 @@ pub async fn bootstrap(
     make_owner(&mut tx, &org, user_id).await?;
     tx.commit().await?;
     Ok(Some(org.id))
+}
+
+/// Recomputes `email_canonical` with `canonical_email` where the migration that introduced it
+/// could only approximate it in SQL: emails with characters beyond ASCII.
+pub async fn recompute_canonical_emails(pool: &PgPool) -> sqlx::Result<()> {
+    let rows = sqlx::query!(
+        "select id, email, email_canonical from users where octet_length(email) <> length(email)"
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in rows {
+        let canonical = canonical_email(&row.email);
+        if canonical != row.email_canonical {
+            sqlx::query!(
+                "update users set email_canonical = $2 where id = $1",
+                row.id,
+                canonical
+            )
+            .execute(pool)
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -63,13 +63,21 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// Applies pending migrations, then keys the names written before keys existed.
+/// Applies pending migrations, then keys the names and emails written before keys existed.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await?;
     let keyed = names::key_unkeyed_rows(pool).await?;
     if keyed > 0 {
         tracing::info!(rows = keyed, "unique name keys written");
     }
+    identity::recompute_canonical_emails(pool)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "recomputing canonical emails (two accounts of one organization whose emails \
+                 differ only in case or width must be told apart by changing one): {e}"
+            )
+        })?;
     Ok(())
 }
 

@@ -7,6 +7,8 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::credential::HashingError;
+
 /// Every response body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Envelope<T> {
@@ -93,6 +95,10 @@ pub enum ApiError {
     /// succeed at once. `retry::retry_lost_races` runs it again before the client sees 503.
     #[error("transaction lost a race")]
     LostRace,
+    /// 503 `ServiceUnavailable` with `Retry-After`: refused at once because a bounded queue is
+    /// full, nothing done.
+    #[error("busy")]
+    Busy { retry_after_secs: u64 },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -112,7 +118,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::ServiceUnavailable | ApiError::LostRace => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ServiceUnavailable | ApiError::LostRace | ApiError::Busy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,7 +137,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => "PayloadTooLarge",
             ApiError::UnsupportedMediaType => "UnsupportedMediaType",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
-            ApiError::ServiceUnavailable | ApiError::LostRace => "ServiceUnavailable",
+            ApiError::ServiceUnavailable | ApiError::LostRace | ApiError::Busy { .. } => {
+                "ServiceUnavailable"
+            }
             ApiError::Internal(_) => "InternalServerError",
         };
         vec![code.to_owned()]
@@ -172,7 +182,8 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::TooManyRequests { retry_after_secs } => {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::Busy { retry_after_secs } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -191,6 +202,18 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<HashingError> for ApiError {
+    fn from(e: HashingError) -> Self {
+        match e {
+            // The queue holds only what the hashing threads get through quickly.
+            HashingError::Busy => ApiError::Busy {
+                retry_after_secs: 1,
+            },
+            other => ApiError::Internal(other.into()),
+        }
     }
 }
 

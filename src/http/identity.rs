@@ -1,5 +1,6 @@
 //! Member login, logout, profile and password change.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
@@ -11,7 +12,9 @@ use utoipa_axum::routes;
 
 use super::{ApiError, ApiJson, ApiResult, AppState, Data};
 use crate::auth::CurrentSession;
-use crate::credential::{Credential, CredentialKind, PasswordHasher, PasswordPolicyError};
+use crate::credential::{
+    canonical_email, Credential, CredentialKind, PasswordHasher, PasswordPolicyError,
+};
 use crate::db::identity::{self, OrganizationView, UserView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,6 +27,28 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Emails are at most 254 characters (RFC 5321).
 const MAX_EMAIL_LEN: usize = 254;
+
+/// Runs `check`, a password check, as a login attempt of the account `email` from `peer`
+/// (SPEC §9): refused with 429 before it runs once the account's or the address's failures are
+/// spent. It counts as a failure while it runs, so a burst of guesses cannot outrun the limit;
+/// a wrong password (`Ok(None)`) stays counted, a right one or a check that decided nothing
+/// (a full hashing queue, the database away) is given back.
+async fn counted_attempt<T>(
+    state: &AppState,
+    email: &str,
+    peer: SocketAddr,
+    check: impl Future<Output = ApiResult<Option<T>>>,
+) -> ApiResult<Option<T>> {
+    let attempt = state
+        .login_failures
+        .attempt(canonical_email(email), peer.ip().into())
+        .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    let outcome = check.await;
+    if !matches!(outcome, Ok(None)) {
+        attempt.refund();
+    }
+    outcome
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -47,7 +72,9 @@ pub struct LoginResponse {
 /// Log in with email and password; returns a web session.
 #[utoipa::path(post, path = "/api/v1/identity/login", tag = "identity", security(()),
     request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, description = "EmailPasswordMismatch")))]
+    responses((status = 200, body = LoginResponse), (status = 401, description = "EmailPasswordMismatch"),
+        (status = 429, description = "TooManyRequests"),
+        (status = 503, description = "ServiceUnavailable: too many logins waiting to be checked")))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -57,7 +84,11 @@ async fn login(
     if email.is_empty() {
         return Err(ApiError::bad_request("email_is_required"));
     }
-    if email.chars().any(char::is_control) || email.len() > MAX_EMAIL_LEN {
+    // The canonical form is bounded too: it keys the login limits held in memory.
+    if email.chars().any(char::is_control)
+        || email.len() > MAX_EMAIL_LEN
+        || canonical_email(email).len() > MAX_EMAIL_LEN
+    {
         return Err(ApiError::bad_request("email_is_invalid"));
     }
     if body.password.is_empty() {
@@ -66,37 +97,30 @@ async fn login(
     if PasswordHasher::check_policy(&body.password) == Err(PasswordPolicyError::TooLong) {
         return Err(ApiError::bad_request("password_is_invalid"));
     }
-    // Brute force is refused before any hashing; other accounts and addresses are unaffected.
-    let limit_key = (email.to_lowercase(), peer.ip());
-    if let Err(retry_after_secs) = state.login_failures.check(&limit_key) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
-    let candidates = identity::login_candidates(&state.db, email, body.organization_id).await?;
-    // An unknown email is verified against a dummy hash: same cost, same answer.
-    let mut user = None;
-    if candidates.is_empty() {
-        state.hasher.verify(body.password.clone(), None).await?;
-    }
-    for candidate in candidates {
-        let phc = Some(candidate.password_hash.clone());
-        if state.hasher.verify(body.password.clone(), phc).await? {
-            user = Some(candidate);
-            break;
+    let user = counted_attempt(&state, email, peer, async {
+        let candidates = identity::login_candidates(&state.db, email, body.organization_id).await?;
+        // An unknown email is verified against a dummy hash: same cost, same answer.
+        if candidates.is_empty() {
+            state.hasher.verify(body.password, None).await?;
+            return Ok(None);
         }
-    }
+        // The same email may have an account in several organizations: the password decides.
+        for candidate in candidates {
+            let phc = Some(candidate.password_hash.clone());
+            if state.hasher.verify(body.password.clone(), phc).await? {
+                return Ok(Some(candidate));
+            }
+        }
+        Ok(None)
+    })
+    .await?;
     let Some(user) = user else {
-        if let Err(retry_after_secs) = state.login_failures.fail(limit_key) {
-            return Err(ApiError::TooManyRequests { retry_after_secs });
-        }
         return Err(ApiError::UnauthorizedWith("EmailPasswordMismatch"));
     };
     let credential = Credential::generate(CredentialKind::WebSession);
-    // Checked: a lifetime past the calendar's end answers 500, never a panic (`serve` refuses
-    // such a TOKENGATE_SESSION_TTL at start).
-    let expires_at = chrono::Duration::from_std(state.session_ttl)
-        .ok()
-        .and_then(|ttl| Utc::now().checked_add_signed(ttl))
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("session lifetime out of range")))?;
+    let ttl =
+        chrono::Duration::from_std(state.session_ttl).map_err(|e| ApiError::Internal(e.into()))?;
+    let expires_at = Utc::now() + ttl;
     identity::create_session(
         &state.db,
         user.id,
@@ -154,12 +178,15 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
-/// Change the password; every other session of the user ends.
+/// Change the password; every other session of the user ends. A wrong `currentPassword` counts
+/// as a failed login.
 #[utoipa::path(put, path = "/api/v1/user/password", tag = "identity",
     request_body = ChangePassword,
-    responses((status = 200, body = bool), (status = 400, description = "currentPassword_is_invalid")))]
+    responses((status = 200, body = bool), (status = 400, description = "currentPassword_is_invalid"),
+        (status = 429, description = "TooManyRequests")))]
 async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: CurrentSession,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> ApiResult<Data<bool>> {
@@ -173,8 +200,13 @@ async fn change_password(
     if body.current_password.chars().count() > crate::credential::MAX_PASSWORD_LEN {
         return Err(ApiError::bad_request("currentPassword_is_invalid"));
     }
-    let phc = identity::password_hash(&state.db, session.user.id).await?;
-    if !state.hasher.verify(body.current_password, phc).await? {
+    let verified = counted_attempt(&state, &session.user.email, peer, async {
+        let phc = identity::password_hash(&state.db, session.user.id).await?;
+        let verified = state.hasher.verify(body.current_password, phc).await?;
+        Ok(verified.then_some(()))
+    })
+    .await?;
+    if verified.is_none() {
         return Err(ApiError::bad_request("currentPassword_is_invalid"));
     }
     let hash = state.hasher.hash(body.new_password).await?;

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::auth::Invalidation;
 use crate::auth::Principal;
-use crate::credential::{PasswordHasher, PasswordPolicyError};
+use crate::credential::{canonical_email, PasswordHasher, PasswordPolicyError};
 use crate::db::iam::{self, MemberView};
 use crate::db::{audit, identity};
 use crate::policy::{Statement, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
@@ -103,7 +103,12 @@ async fn add(
     if email.is_empty() {
         return Err(ApiError::bad_request("email_is_required"));
     }
-    if email.chars().any(char::is_control) || email.len() > 254 || !is_plausible_email(email) {
+    // The canonical form is bounded too: login refuses longer ones, so the account could not.
+    if email.chars().any(char::is_control)
+        || email.len() > 254
+        || canonical_email(email).len() > 254
+        || !is_plausible_email(email)
+    {
         return Err(ApiError::bad_request("email_is_invalid"));
     }
     let name = valid_name("name", &body.name)?;

@@ -24,7 +24,6 @@ mod retry;
 pub mod server;
 mod validate;
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +44,7 @@ pub use error::{error_response, json_response, ApiError, ApiResult, Created, Dat
 pub use extract::{client_ip, page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use validate::{valid_filter, valid_name, valid_policy_name, valid_text};
 
-use crate::auth::rate_limit::RateLimiter;
+use crate::auth::rate_limit::{ClientAddress, LoginLimiter, RateLimiter};
 use crate::auth::{listener, CacheConfig, Caches, Invalidation, LastUsed};
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
@@ -84,10 +83,10 @@ pub struct Inner {
     pub migrated: AtomicBool,
     pub last_used: Arc<LastUsed>,
     pub caches: Arc<Caches>,
-    /// Failed authentications per client IP.
-    pub auth_failures: RateLimiter<IpAddr>,
-    /// Failed logins per account (lower-case email) and client IP.
-    pub login_failures: RateLimiter<(String, IpAddr)>,
+    /// Failed authentications per client address.
+    pub auth_failures: RateLimiter<ClientAddress>,
+    /// Failed logins per account and client address, and per client address.
+    pub login_failures: LoginLimiter,
     /// Organization-wide maximum token lifetime, if configured.
     pub max_token_lifetime: Option<Duration>,
 }
@@ -135,6 +134,8 @@ pub struct Limits {
     pub auth_failures_per_minute: u32,
     pub auth_failure_burst: u32,
     pub login_failures_per_15_minutes: u32,
+    /// Failed logins from one client address, whatever the accounts (password spraying).
+    pub address_login_failures_per_15_minutes: u32,
 }
 
 impl Default for Limits {
@@ -143,12 +144,13 @@ impl Default for Limits {
             auth_failures_per_minute: 60,
             auth_failure_burst: 30,
             login_failures_per_15_minutes: 10,
+            address_login_failures_per_15_minutes: 50,
         }
     }
 }
 
 impl Limits {
-    fn auth_failures(&self) -> RateLimiter<IpAddr> {
+    fn auth_failures(&self) -> RateLimiter<ClientAddress> {
         RateLimiter::new(
             self.auth_failures_per_minute,
             Duration::from_secs(60),
@@ -156,11 +158,13 @@ impl Limits {
         )
     }
 
-    fn login_failures(&self) -> RateLimiter<(String, IpAddr)> {
-        RateLimiter::new(
-            self.login_failures_per_15_minutes,
-            Duration::from_secs(15 * 60),
-            self.login_failures_per_15_minutes,
+    fn login_failures(&self) -> LoginLimiter {
+        let per = Duration::from_secs(15 * 60);
+        let account = self.login_failures_per_15_minutes;
+        let address = self.address_login_failures_per_15_minutes;
+        LoginLimiter::new(
+            RateLimiter::new(account, per, account),
+            RateLimiter::new(address, per, address),
         )
     }
 }
@@ -396,7 +400,7 @@ fn parse_extra_actions(entries: &[String]) -> anyhow::Result<Vec<ActionInfo>> {
 /// Serves until SIGTERM or ctrl-c, then lets in-flight requests finish.
 pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()> {
     let db = crate::db::pool(&config.database)?;
-    let hasher = PasswordHasher::new(config.max_concurrent_hashes())?;
+    let hasher = PasswordHasher::new(config.max_concurrent_hashes(), config.max_queued_hashes)?;
     let catalogue = Catalogue::builtin().with_extra(parse_extra_actions(&config.extra_actions)?);
     let state = AppState::new(
         db.clone(),

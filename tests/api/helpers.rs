@@ -90,6 +90,13 @@ pub struct Setup {
     pub cache: CacheConfig,
     /// Where the cache-invalidation listener connects; the database's own address by default.
     pub listen_options: Option<sqlx::postgres::PgConnectOptions>,
+    /// Two hashing threads and `serve`'s default queue by default.
+    pub hasher: Option<PasswordHasher>,
+}
+
+/// Two hashing threads, and as long a queue as `serve` has by default.
+fn default_hasher() -> PasswordHasher {
+    PasswordHasher::new(2, 64).expect("hasher")
 }
 
 /// Who is calling: a credential and, optionally, the `Organization` header.
@@ -126,6 +133,18 @@ impl TestApp {
         .await
     }
 
+    /// With this password hasher (its threads and queue).
+    pub async fn spawn_with_hasher(db: PgPool, hasher: PasswordHasher) -> TestApp {
+        Self::spawn_with(
+            db,
+            Setup {
+                hasher: Some(hasher),
+                ..Setup::default()
+            },
+        )
+        .await
+    }
+
     /// A second replica: its own pool, caches and listener, on the same database and key.
     pub async fn replica(&self) -> TestApp {
         self.replica_with(Setup::default()).await
@@ -148,7 +167,7 @@ impl TestApp {
     pub async fn spawn_with(db: PgPool, setup: Setup) -> TestApp {
         let key = setup.key.unwrap_or_else(HashKey::generate_base64);
         let hash_key = HashKey::from_base64(&key).expect("key");
-        let hasher = PasswordHasher::new(2).expect("hasher");
+        let hasher = setup.hasher.unwrap_or_else(default_hasher);
         let state = AppState::new(
             db.clone(),
             hash_key,

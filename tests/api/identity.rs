@@ -326,3 +326,140 @@ async fn adding_an_email_says_nothing_about_other_organizations(db: PgPool) {
     known.assert_error(400, "password_is_required");
     assert_eq!(known.body, unknown.body);
 }
+
+/// The login limit and the account lookup use one canonical form of the email
+/// (`credential::canonical_email`): no spelling gets a limit of its own for an account it can
+/// open.
+#[sqlx::test]
+async fn a_dotted_capital_i_neither_gets_a_fresh_limit_for_admin_nor_opens_it(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, owner) = app.owner().await;
+    app.member(&owner, "admin@example.test", &[]).await;
+    for _ in 0..10 {
+        app.login("admin@example.test", "wrong password")
+            .await
+            .assert_error(401, "EmailPasswordMismatch");
+    }
+    // Spellings of the same account share its limit...
+    for spelling in [
+        "admin@example.test",
+        "Admin@Example.TEST",
+        "ＡＤＭＩＮ@example.test",
+    ] {
+        app.login(spelling, PASSWORD)
+            .await
+            .assert_error(429, "TooManyRequests");
+    }
+    // ...and a dotted capital I spells another account (unknown here), never admin's.
+    app.login("admİn@example.test", PASSWORD)
+        .await
+        .assert_error(401, "EmailPasswordMismatch");
+}
+
+#[sqlx::test]
+async fn an_email_logs_in_whatever_its_case_width_or_accent_encoding(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, owner) = app.owner().await;
+    let emile = app.member(&owner, "Émile.Zola@Example.test", &[]).await;
+    for spelling in [
+        "éMILE.zola@example.TEST",
+        "E\u{301}mile.Zola@Example.test",
+        "  émile.zola@example.test ",
+    ] {
+        let resp = app.login(spelling, PASSWORD).await;
+        resp.assert(200);
+        assert_eq!(resp.data()["user"]["id"], emile.user_id.to_string());
+        // The email is shown as it was given.
+        assert_eq!(resp.data()["user"]["email"], "Émile.Zola@Example.test");
+    }
+    let fullwidth = app.login("ｏｗｎｅｒ@example.test", PASSWORD).await;
+    fullwidth.assert(200);
+    assert_eq!(fullwidth.data()["user"]["id"], owner.user_id.to_string());
+}
+
+#[sqlx::test]
+async fn adding_an_email_whose_canonical_form_exists_finds_that_account(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (org, owner) = app.owner().await;
+    let member = app.member(&owner, "member@example.test", &[]).await;
+    let users = app.count("select count(*) from users").await;
+    app.post(
+        "/api/v1/members",
+        &owner,
+        json!({ "email": "ＭＥＭＢＥＲ@Example.test", "name": "Twin", "password": PASSWORD }),
+    )
+    .await
+    .assert_error(409, "MemberAlreadyExists");
+    assert_eq!(app.count("select count(*) from users").await, users);
+    let found =
+        tokengate::db::identity::account_in_organization(&app.db, org, " Member@EXAMPLE.test ")
+            .await
+            .expect("lookup")
+            .expect("the account");
+    assert_eq!(found, member.user_id);
+}
+
+/// A database as it was before `email_canonical`, holding accounts with these emails.
+async fn accounts_from_before_canonical_emails(db: &PgPool, emails: &[&str]) {
+    const CANONICAL_EMAIL_MIGRATION: i64 = 20261130100000;
+    let all = sqlx::migrate!("./migrations");
+    let before = sqlx::migrate::Migrator {
+        migrations: all
+            .migrations
+            .iter()
+            .filter(|m| m.version < CANONICAL_EMAIL_MIGRATION)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.run(db).await.expect("earlier migrations");
+    for email in emails {
+        sqlx::query(
+            "insert into users (id, email, name, password_hash)
+             values (gen_random_uuid(), $1, 'n', 'x')",
+        )
+        .bind(email)
+        .execute(db)
+        .await
+        .expect("an account made before the migration");
+    }
+}
+
+/// The migration that introduced `email_canonical` computes it in SQL; for emails beyond ASCII,
+/// where PostgreSQL's lower case is not Rust's (a final sigma here), migrating recomputes it with
+/// the one Rust function.
+#[sqlx::test(migrations = false)]
+async fn existing_accounts_get_the_canonical_email_of_the_rust_function_when_migrating(db: PgPool) {
+    use tokengate::credential::canonical_email;
+    let emails = [
+        " Owner@Example.TEST",
+        "ΣΟΦΟΣ@example.test",
+        "ｗｉｄｅ@example.test",
+    ];
+    accounts_from_before_canonical_emails(&db, &emails).await;
+    tokengate::db::migrate(&db).await.expect("migrate");
+    for email in emails {
+        let stored: String =
+            sqlx::query_scalar("select email_canonical from users where email = $1")
+                .bind(email)
+                .fetch_one(&db)
+                .await
+                .expect("row");
+        assert_eq!(stored, canonical_email(email), "{email}");
+    }
+    assert_eq!(canonical_email("ΣΟΦΟΣ@example.test"), "σοφος@example.test");
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_migration_names_accounts_whose_emails_would_become_one(db: PgPool) {
+    accounts_from_before_canonical_emails(&db, &["twin@example.test", "ｔｗｉｎ@example.test"])
+        .await;
+    let error = tokengate::db::migrate(&db).await.expect_err("a clash");
+    let message = format!("{error:#}");
+    assert!(message.contains("ｔｗｉｎ@example.test"), "{message}");
+    assert!(
+        message.contains("differ only in case or width"),
+        "{message}"
+    );
+}

@@ -1,10 +1,22 @@
 //! Abuse limits: failed-authentication and failed-login rate limits, header size, page size.
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
+use tokengate::credential::PasswordHasher;
 
-use crate::helpers::{Caller, TestApp, OWNER_EMAIL, PASSWORD};
+use crate::helpers::{Caller, Resp, TestApp, OWNER_EMAIL, PASSWORD};
+
+#[track_caller]
+fn assert_retry_after(resp: &Resp) -> u64 {
+    resp.headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .filter(|secs| *secs >= 1)
+        .unwrap_or_else(|| panic!("no Retry-After in {:?}", resp.headers))
+}
 
 #[sqlx::test]
 async fn failed_authentications_from_one_address_get_429_and_valid_traffic_keeps_working(
@@ -58,6 +70,156 @@ async fn failed_logins_per_account_get_429_before_any_password_check(db: PgPool)
     // Another account from the same address is unaffected, and so is an existing session.
     app.login("other@example.test", PASSWORD).await.assert(200);
     app.get("/api/v1/user/profile", &owner).await.assert(200);
+}
+
+/// Every guess counts as a failure from before its password is checked: a burst of guesses sent
+/// together spends the account's limit as it arrives, and the right password sent behind it is
+/// refused like the rest, not let through because the guesses ahead of it were still hashing.
+#[sqlx::test]
+async fn a_burst_of_guesses_cannot_carry_the_right_password_past_the_login_limit(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    app.owner().await;
+    // Other work keeps the hashing threads busy, so no guess is checked before the whole burst
+    // has arrived.
+    let other_work: Vec<_> = (0..30)
+        .map(|_| {
+            let hasher = app.state.hasher.clone();
+            tokio::spawn(async move { hasher.hash("other work".into()).await })
+        })
+        .collect();
+    let mut guesses: FuturesUnordered<_> = (0..49)
+        .map(|_| app.login(OWNER_EMAIL, "wrong password"))
+        .collect();
+    // The right password goes once the limit has refused every guess beyond it, or as soon as
+    // one guess has been checked, whichever comes first.
+    let (mut checked, mut refused, mut right) = (0, 0, None);
+    while let Some(answer) = guesses.next().await {
+        if answer.status == 429 {
+            assert_retry_after(&answer);
+            refused += 1;
+        } else {
+            answer.assert_error(401, "EmailPasswordMismatch");
+            checked += 1;
+        }
+        if right.is_none() && (checked > 0 || refused == 39) {
+            right = Some(app.login(OWNER_EMAIL, PASSWORD).await);
+        }
+    }
+    let right = right.expect("the right password was sent");
+    right.assert_error(429, "TooManyRequests");
+    assert_retry_after(&right);
+    assert_eq!((checked, refused), (10, 39));
+    for work in other_work {
+        work.await.expect("joined").expect("hashed");
+    }
+}
+
+#[sqlx::test]
+async fn the_right_password_after_a_few_guesses_logs_in_and_takes_nothing_from_the_limit(
+    db: PgPool,
+) {
+    let app = TestApp::spawn(db).await;
+    app.owner().await;
+    for _ in 0..3 {
+        app.login(OWNER_EMAIL, "wrong password")
+            .await
+            .assert_error(401, "EmailPasswordMismatch");
+    }
+    for _ in 0..3 {
+        app.login(OWNER_EMAIL, PASSWORD).await.assert(200);
+    }
+    // Seven of the ten failures are left: the right passwords took none.
+    for _ in 0..7 {
+        app.login(OWNER_EMAIL, "wrong password")
+            .await
+            .assert_error(401, "EmailPasswordMismatch");
+    }
+    app.login(OWNER_EMAIL, "wrong password")
+        .await
+        .assert_error(429, "TooManyRequests");
+}
+
+/// Password spraying: one password tried against many accounts from one address.
+#[sqlx::test]
+async fn failed_logins_against_many_accounts_from_one_address_get_429(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, owner) = app.owner().await;
+    let mut answers = Vec::new();
+    for n in 0..80 {
+        answers.push(app.login(&format!("user{n}@example.test"), PASSWORD).await);
+    }
+    // By default 50 failures per address in 15 minutes.
+    for answer in &answers[..50] {
+        answer.assert_error(401, "EmailPasswordMismatch");
+    }
+    for answer in &answers[50..] {
+        answer.assert_error(429, "TooManyRequests");
+        assert_retry_after(answer);
+    }
+    // Only logins wait: a session from the same address keeps working.
+    app.get("/api/v1/user/profile", &owner).await.assert(200);
+}
+
+/// The hashing queue is bounded: a flood beyond it is refused at once with 503 and
+/// `Retry-After` (never a 500, never queued for seconds), and counts as no failure.
+#[sqlx::test]
+async fn a_login_flood_beyond_the_hashing_queue_gets_503_with_retry_after(db: PgPool) {
+    // One hashing thread, and room for two more hashes waiting.
+    let hasher = PasswordHasher::new(1, 2).expect("hasher");
+    let app = TestApp::spawn_with_hasher(db, hasher).await;
+    app.owner().await;
+    let emails: Vec<String> = (0..45).map(|n| format!("flood{n}@example.test")).collect();
+    let flood =
+        futures::future::join_all(emails.iter().map(|e| app.login(e, "wrong password"))).await;
+    let mut busy = 0;
+    for answer in &flood {
+        if answer.status == 503 {
+            answer.assert_error(503, "ServiceUnavailable");
+            assert_retry_after(answer);
+            busy += 1;
+        } else {
+            answer.assert_error(401, "EmailPasswordMismatch");
+        }
+    }
+    assert!(busy > 0, "no login of the flood was refused");
+    app.login(OWNER_EMAIL, PASSWORD).await.assert(200);
+    // The refused ones took nothing from the address's limit of 50 failures.
+    for n in 0..50 - (45 - busy) {
+        app.login(&format!("later{n}@example.test"), "wrong password")
+            .await
+            .assert_error(401, "EmailPasswordMismatch");
+    }
+    app.login("later@example.test", "wrong password")
+        .await
+        .assert_error(429, "TooManyRequests");
+}
+
+/// Guessing through `PUT /user/password` is limited as logins are (SPEC §9).
+#[sqlx::test]
+async fn wrong_current_passwords_count_as_failed_logins(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, owner) = app.owner().await;
+    let guess = json!({ "currentPassword": "a wrong guess", "newPassword": "another passphrase" });
+    for _ in 0..10 {
+        app.put("/api/v1/user/password", &owner, Some(guess.clone()))
+            .await
+            .assert_error(400, "currentPassword_is_invalid");
+    }
+    for _ in 10..14 {
+        let limited = app
+            .put("/api/v1/user/password", &owner, Some(guess.clone()))
+            .await;
+        limited.assert_error(429, "TooManyRequests");
+        assert_retry_after(&limited);
+    }
+    // The same limit as the account's logins from this address: the right one waits too.
+    let right = json!({ "currentPassword": PASSWORD, "newPassword": "another passphrase" });
+    app.put("/api/v1/user/password", &owner, Some(right))
+        .await
+        .assert_error(429, "TooManyRequests");
+    app.login(OWNER_EMAIL, PASSWORD)
+        .await
+        .assert_error(429, "TooManyRequests");
 }
 
 #[sqlx::test]
