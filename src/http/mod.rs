@@ -18,6 +18,7 @@ mod permissions;
 mod policies;
 mod repoll;
 pub mod server;
+mod ui;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -214,6 +215,7 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
     let api_router = api_router.merge(bench::router());
     let mut router = api_router
         .merge(openapi::router(openapi))
+        .merge(ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

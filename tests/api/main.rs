@@ -12,3 +12,4 @@ mod pool;
 mod process;
 mod replicas;
 mod tokens;
+mod ui;
