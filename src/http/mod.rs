@@ -22,6 +22,7 @@ mod policies;
 mod repoll;
 mod retry;
 pub mod server;
+mod ui;
 mod validate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -227,6 +228,7 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
     let api_router = api_router.merge(bench::router());
     let mut router = api_router
         .merge(openapi::router(openapi))
+        .merge(ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

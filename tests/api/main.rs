@@ -16,3 +16,4 @@ mod pool;
 mod process;
 mod replicas;
 mod tokens;
+mod ui;
