@@ -7,6 +7,7 @@ mod envelope;
 mod helpers;
 mod iam;
 mod identity;
+mod invariants;
 mod limits;
 mod pool;
 mod process;
