@@ -66,7 +66,7 @@
 //! operations (invariants 6 and 8 are checked on their answers).
 //!
 //! # Running it
-//! `scripts/test invariants` runs the default budget (a few cases, under a minute). Knobs:
+//! `scripts/test invariants` runs cases until `DEFAULT_BUDGET` is spent (bounded for CI). Knobs:
 //! - `TOKENGATE_INVARIANT_SEED=n`: the seed of the first case (case i uses seed + i); random
 //!   otherwise, and printed on failure.
 //! - `TOKENGATE_INVARIANT_CASES=n`: run exactly n cases (by default, cases run until a time

@@ -170,13 +170,9 @@ impl<'a> Case<'a> {
                 json!({ "email": email, "name": label, "password": PASSWORD, "policyIds": [policy] }),
             )
             .await;
-            let user: Uuid = sqlx::query_scalar("select id from users where lower(email) = $1")
-                .bind(email.to_lowercase())
-                .fetch_one(&app.db)
-                .await
-                .expect("user");
             case.world.members.push(Member {
-                user,
+                // Known once they log in, below.
+                user: Uuid::nil(),
                 label: label.into(),
                 email,
                 password: PASSWORD.into(),
@@ -190,12 +186,13 @@ impl<'a> Case<'a> {
                 let m = &case.world.members[member];
                 (m.email.clone(), m.password.clone())
             };
-            let secret = login(app, email, password).await.expect("login");
+            let (secret, user) = login(app, email, password).await.expect("login");
+            case.world.members[member].user = user;
             case.world.creds.push(Cred {
                 label: case.world.members[member].label.clone(),
                 secret,
                 org: Some(org),
-                user: case.world.members[member].user,
+                user,
                 kind: Kind::Session,
                 token: None,
                 previous: false,
@@ -311,8 +308,12 @@ impl<'a> Case<'a> {
     }
 }
 
-/// A web session for this email and password.
-pub async fn login(app: &TestApp, email: String, password: String) -> Result<String, Reply> {
+/// A web session for this email and password, and the user it belongs to.
+pub async fn login(
+    app: &TestApp,
+    email: String,
+    password: String,
+) -> Result<(String, Uuid), Reply> {
     let reply = send(
         app,
         Method::POST,
@@ -321,8 +322,9 @@ pub async fn login(app: &TestApp, email: String, password: String) -> Result<Str
         Some(&json!({ "email": email, "password": password })),
     )
     .await;
-    match reply.data()["token"].as_str() {
-        Some(token) if reply.status == 200 => Ok(token.to_owned()),
+    let token = reply.data()["token"].as_str().map(str::to_owned);
+    match (token, uuid_of(&reply.data()["user"]["id"])) {
+        (Some(token), Some(user)) if reply.status == 200 => Ok((token, user)),
         _ => Err(reply),
     }
 }

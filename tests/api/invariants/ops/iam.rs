@@ -6,7 +6,6 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use reqwest::Method;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::{choose, Done, Id};
 use crate::helpers::PASSWORD;
@@ -282,38 +281,32 @@ impl Case<'_> {
         Self::iam_done(actor, Some(reply))
     }
 
-    /// A person just added: into the model, with a session if they did become a member.
+    /// A person just added: into the model, logged in (they count as a member only if the
+    /// database says so).
     async fn welcome(&mut self, email: &str, name: &str) {
-        let user: Option<Uuid> =
-            sqlx::query_scalar("select id from users where lower(email) = lower($1)")
-                .bind(email)
-                .fetch_optional(&self.app.db)
-                .await
-                .expect("user");
-        let Some(user) = user else { return };
-        let mut member = Member {
+        let Ok((secret, user)) = login(self.app, email.to_owned(), PASSWORD.to_owned()).await
+        else {
+            return;
+        };
+        self.world.creds.push(Cred {
+            label: name.to_owned(),
+            secret,
+            org: Some(self.world.org),
+            user,
+            kind: Kind::Session,
+            token: None,
+            previous: false,
+            dead: false,
+            verdicts: Verdicts::NONE,
+        });
+        self.world.members.push(Member {
             user,
             label: name.to_owned(),
             email: email.to_owned(),
             password: PASSWORD.to_owned(),
-            session: None,
+            session: Some(self.world.creds.len() - 1),
             is_member: false,
-        };
-        if let Ok(secret) = login(self.app, email.to_owned(), PASSWORD.to_owned()).await {
-            self.world.creds.push(Cred {
-                label: name.to_owned(),
-                secret,
-                org: Some(self.world.org),
-                user,
-                kind: Kind::Session,
-                token: None,
-                previous: false,
-                dead: false,
-                verdicts: Verdicts::NONE,
-            });
-            member.session = Some(self.world.creds.len() - 1);
-        }
-        self.world.members.push(member);
+        });
     }
 
     pub(super) async fn change_password(&mut self, d: &mut StdRng) -> Done {
