@@ -10,6 +10,7 @@ mod headers;
 mod helpers;
 mod iam;
 mod identity;
+mod invariants;
 mod limits;
 mod names;
 mod pool;
