@@ -189,7 +189,10 @@ async fn remove_member(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    if !iam::lock_group(&mut tx, org, id).await? {
+    // An id of another organization (or of nobody) is not found, as everywhere.
+    if !iam::lock_group(&mut tx, org, id).await?
+        || !identity::is_member(&mut *tx, org, user_id).await?
+    {
         return Err(ApiError::NotFound);
     }
     let granter = Granter::of(&mut tx, &principal).await?;
@@ -260,13 +263,12 @@ async fn detach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    if !iam::lock_group(&mut tx, org, id).await? {
+    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let (true, Some(statements)) = (iam::lock_group(&mut tx, org, id).await?, statements) else {
         return Err(ApiError::NotFound);
-    }
+    };
     let granter = Granter::of(&mut tx, &principal).await?;
-    if let Some(statements) = iam::policy_statements(&mut *tx, org, policy_id).await? {
-        granter.may_take(&statements)?;
-    }
+    granter.may_take(&statements)?;
     if policy_id == OWNER_POLICY_ID || iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }

@@ -263,6 +263,24 @@ async fn ids_from_another_organization_are_not_found(db: PgPool) {
     )
     .await
     .assert_error(404, "ResourceNotFound");
+    // From inside: another organization's member or policy in one's own group is not found.
+    app.delete(
+        &format!("/api/v1/groups/{group_id}/members/{}", stranger.user_id),
+        &owner,
+    )
+    .await
+    .assert_error(404, "ResourceNotFound");
+    let foreign = app
+        .post("/api/v1/policies", &stranger, flag_policy("Theirs"))
+        .await;
+    foreign.assert(201);
+    app.delete(
+        &format!("/api/v1/groups/{group_id}/policies/{}", id(foreign.data())),
+        &owner,
+    )
+    .await
+    .assert_error(404, "ResourceNotFound");
+    app.sql("delete from policies where name = 'Theirs'").await;
     // Lists show only the caller's organization.
     let policies = app.get("/api/v1/policies?pageSize=100", &stranger).await;
     assert!(policies.data()["items"]
