@@ -21,7 +21,9 @@ Markers (HTML comments, invisible on GitHub):
                                run the demo owner also founds a second organization, so the
                                page must name the one it means (the `Organization` header)
 
-Every fenced block must name its language, so no shell block escapes by being untagged.
+Every fenced block must name its language, so no shell block escapes by being untagged. A
+`| grep -q` is refused: grep leaves at the first match, the command before it may then die of
+SIGPIPE, and with pipefail the block fails now and then; `grep` without `-q` reads it all.
 Python's standard library only.
 """
 
@@ -81,6 +83,8 @@ def parse(path):
             problems.append(f"{where}: a fenced block without a language (sh, text, nginx, …)")
         elif lang == "console":
             problems.append(f"{where}: write shell as ```sh without prompts, so it runs here")
+        elif lang in SHELL and re.search(r"\|\s*grep\s+(-\w*\s+)*-\w*q", "\n".join(body)):
+            problems.append(f"{where}: '| grep -q' can fail on SIGPIPE under pipefail; drop -q")
         elif marker and lang not in SHELL:
             problems.append(f"{where}: 'not run' marks a {lang} block, which never runs anyway")
         blocks.append(
@@ -141,7 +145,10 @@ def run_file(path, blocks, runs):
     out_path = os.path.join(OUT, name + ".out")
     with service.demo_service(log_path) as (base, env):
         env = dict(env)
-        env["PATH"] = os.path.dirname(service.binary()) + os.pathsep + env.get("PATH", "")
+        paths = [os.path.dirname(service.binary())]
+        if os.path.isabs(service.psql()):
+            paths.append(os.path.dirname(service.psql()))  # pg_dump and pg_restore beside it
+        env["PATH"] = os.pathsep.join([*paths, env.get("PATH", "")])
         text = script(blocks, base)
         with open(out_path, "w") as out, tempfile.TemporaryDirectory(prefix="docs-") as scratch:
             for n in range(runs):
