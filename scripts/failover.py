@@ -41,7 +41,7 @@ PIDFILE = os.environ["FAILOVER_PIDFILE"]
 PG_BIN = os.environ["FAILOVER_PG_BIN"]
 BASE = int(os.environ["FAILOVER_PORT_BASE"])
 MODE = os.environ["FAILOVER_MODE"]
-FAULTS = os.environ.get("FAILOVER_FAULTS", "switchover crash freeze").split()
+FAULTS = os.environ.get("FAILOVER_FAULTS", "switchover crash freeze long-freeze").split()
 
 PG_PORTS = {"n1": BASE + 11, "n2": BASE + 12}
 REST_PORTS = {"n1": BASE + 21, "n2": BASE + 22}
@@ -58,11 +58,15 @@ DATABASE_URL = f"postgres://postgres@127.0.0.1:{ROUTER_PORT}/tokengate"
 
 FAULT_LIMIT = 60.0          # seconds a fault may take to recover, from the fault
 STABLE = 3.0                # seconds of only 200s that count as recovered
-FREEZE_SECONDS = 10.0
+FREEZE_SECONDS = 10.0       # shorter than Patroni's ttl: no failover
+LONG_FREEZE_LIMIT = 45.0    # the long freeze lasts until the standby took over, at most this
 HTTP_TIMEOUT = 20.0
 LOAD_RATE = 20              # requests per second per load thread
 MAX_REQUESTS_PER_THREAD = 5000
 REVOKED_PER_FAULT = 3
+# The listener may connect again at most this long after its replica reached the new primary
+# (SPEC §6: within about a second; plus one connection attempt already under way).
+LISTENER_LIMIT = 3.0
 NOTIFY_ALLOWANCE = 0.25     # seconds the other replica may take to hear of a write (see below)
 ACQUIRE_TIMEOUT = "2"       # tokengate's pool wait before answering 503
 
@@ -478,6 +482,22 @@ def until_403(port, secret, limit=2.0):
     return r.cat, seen200, (r.t_end if r.cat == "403" else None)
 
 
+def wait_listeners(replicas, since, limit=8.0):
+    """Until each replica's listener, if it was lost after `since`, is connected again (at most
+    `limit` seconds)."""
+    wall_since = time.time() - (now() - since)
+    deadline = now() + limit
+    while now() < deadline:
+        back = True
+        for rep in replicas.values():
+            events = [e for e in rep.listener_events() if e[0] >= wall_since and e[1] != "refused"]
+            if events and events[-1][1] != "connected":
+                back = False
+        if back:
+            return
+        time.sleep(0.2)
+
+
 def recovered_at(recs, since):
     """(time of the first non-200 after `since`, the end of the first 200 after which there
     were only 200s) over `recs`; (None, None) when nothing failed."""
@@ -554,6 +574,46 @@ def fault_freeze(state):
     return f"SIGSTOP of {old}'s PostgreSQL ({len(pids)} processes) for {FREEZE_SECONDS:.0f} s"
 
 
+def fault_long_freeze(state, tokens, acks, first):
+    """The primary frozen until the standby has taken over and the tokens from `first` on are
+    deactivated on it (each retried until answered 200); then thawed: for a moment it is a
+    primary that missed those writes, until Patroni demotes it."""
+    old = leader()
+    new = other(old)
+    pids = postgres_pids(old)
+    state["t_fault"] = now()
+    signal_all(pids, signal.SIGSTOP)
+    state["frozen"] = pids
+    deadline = now() + LONG_FREEZE_LIMIT
+    took_over = None
+    while now() < deadline:
+        try:
+            members = rest(new, "/cluster").get("members", [])
+        except (OSError, ValueError):
+            members = []
+        if any(m["name"] == new and m.get("role") == "leader" and m.get("state") == "running"
+               for m in members):
+            took_over = now() - state["t_fault"]
+            break
+        time.sleep(0.25)
+    attempts = 0
+    for i in range(first, len(tokens)):
+        via = "A" if i % 2 == 0 else "B"
+        while now() < deadline:
+            r = deactivate(REPLICA_PORTS[via], tokens[i][0], via)
+            attempts += 1
+            if r.status == 200:
+                acks[i] = r
+                break
+            time.sleep(0.25)
+    frozen_for = now() - state["t_fault"]
+    signal_all(pids, signal.SIGCONT)
+    state.pop("frozen", None)
+    return (f"SIGSTOP of {old}'s PostgreSQL for {frozen_for:.1f} s: {new} took over after "
+            f"{fmt(took_over)}; {attempts} deactivation attempts until {len(tokens) - first} "
+            "were answered 200 by it")
+
+
 def caught_up(node, limit=5.0):
     """Waits until the standby has flushed all the WAL `node` (the primary) has written."""
     lsn = psql(node, "select pg_current_wal_lsn()")
@@ -572,7 +632,7 @@ def run_fault(name, replicas, seq):
     say(f"--- {name}: leader {leader()}")
     # Tokens to revoke, checked (and so cached) on both replicas. The crash has two groups:
     # deactivated while the standby keeps up, then while it lags.
-    count = REVOKED_PER_FAULT * (2 if name == "crash" else 1)
+    count = REVOKED_PER_FAULT * (2 if name in ("crash", "long-freeze") else 1)
     tokens = [create_token(REPLICA_PORTS["A"], f"revoke-{name}-{seq}-{i}")
               for i in range(count)]
     for _, secret in tokens:
@@ -609,6 +669,8 @@ def run_fault(name, replicas, seq):
             fault_crash(state)
             # Synchronous commits now wait for the standby: a moment for them, no more.
             revoke_all(range(REVOKED_PER_FAULT, count), 1.0)
+        elif name == "long-freeze":
+            revoke_all(range(REVOKED_PER_FAULT), 10.0)
         else:
             revoke_all(range(count), 10.0)
         answered_before = sum(1 for a in acks if a is not None)
@@ -616,14 +678,19 @@ def run_fault(name, replicas, seq):
             what = fault_switchover(state)
         elif name == "crash":
             what = fault_crash_now(state, pre)
-        else:
+        elif name == "long-freeze":
+            what = fault_long_freeze(state, tokens, acks, REVOKED_PER_FAULT)
+        elif name == "freeze":
             what = fault_freeze(state)
+        else:
+            raise RuntimeError(f"unknown fault {name!r}")
         say(f"--- {name}: {what}")
         for t in threads:
             t.join(timeout=HTTP_TIMEOUT + 5)
         t_fault = state["t_fault"]
         ok = wait_recovered(load, t_fault)
         t_settled = now()
+        wait_listeners(replicas, t_fault)
     finally:
         if state.get("frozen"):
             signal_all(state["frozen"], signal.SIGCONT)
@@ -634,11 +701,16 @@ def run_fault(name, replicas, seq):
                if a is not None and a.status == 200}
     acked = len(ack_end)
     lost, retried, late = [], [], []
+    primary = leader()
     for i, (token_id, secret) in enumerate(tokens):
         if i in ack_end:
             finals = {rep: until_403(port, secret) for rep, port in REPLICA_PORTS.items()}
-            if any(f[2] is None for f in finals.values()):
-                lost.append((i, {rep: f[0] for rep, f in finals.items()}))
+            # Lost: the primary has the token Active again (a replica still answering 200 from
+            # its cache is a stale success, counted below).
+            status = psql(primary, f"select status from access_tokens where id = '{token_id}'",
+                          db="tokengate")
+            if status != "Inactive":
+                lost.append((i, status, {rep: f[0] for rep, f in finals.items()}))
         else:
             before = {rep: check(port, secret).cat for rep, port in REPLICA_PORTS.items()}
             again = deactivate(REPLICA_PORTS["B"], token_id, "B")
@@ -666,7 +738,7 @@ def run_fault(name, replicas, seq):
             in_flight.append((rep, token, count, f"{delay * 1000:.0f} ms", acked_by))
         else:
             stale.append((rep, token, count,
-                          "never refused" if delay is None else f"{delay * 1000:.0f} ms",
+                          "still 200 after 2 s" if delay is None else f"{delay * 1000:.0f} ms",
                           acked_by))
     recs = load.records()
     first_bad, back = recovered_at(recs, t_fault)
@@ -677,7 +749,7 @@ def run_fault(name, replicas, seq):
               if k not in ("200", "503") and not k.startswith(("5", "error:"))}
     # The listener: connected again how long after its replica could reach the new primary
     # (the first list answered 200 after the replica's last failure; a list always reads)?
-    listener = {}
+    listener, timeline, late_listeners = {}, {}, []
     wall_fault = time.time() - (now() - t_fault)
     for rep in REPLICA_PORTS:
         mine = [r for r in recs if r.replica == rep and r.t_start >= t_fault]
@@ -697,8 +769,14 @@ def run_fault(name, replicas, seq):
         else:
             waits = [e[2] for e in events if e[1] == "refused" and e[0] < conn[-1][0]]
             longest = max((w for w in waits if isinstance(w, int)), default=0)
-            listener[rep] = (f"{conn[-1][0] - reach[0].wall_end:+.1f} s (longest retry wait "
-                             f"{longest / 1000:.1f} s)")
+            gap = conn[-1][0] - reach[0].wall_end
+            listener[rep] = f"{gap:+.1f} s (longest retry wait {longest / 1000:.1f} s)"
+            if gap > LISTENER_LIMIT:
+                late_listeners.append(rep)
+        if reach:
+            timeline[rep] = (f"database reached +{reach[0].wall_end - wall_fault:.1f} s; "
+                             "listener " + ", ".join(f"{e[1]} +{e[0] - wall_fault:.1f}"
+                                                     for e in events if e[1] != "refused"))
     result = {
         "fault": name, "what": what, "recovered": ok and back is not None,
         "recovery": (back - first_bad) if first_bad is not None and back is not None else 0.0,
@@ -710,7 +788,10 @@ def run_fault(name, replicas, seq):
         "ack_cats": [a.cat if a else "none" for a in acks],
         "lost": lost, "stale": sum(x[2] for x in stale), "stale_examples": stale[:6],
         "in_flight": sum(x[2] for x in in_flight), "in_flight_examples": in_flight[:6],
-        "retried": retried, "listener": listener,
+        "retried": retried, "listener": listener, "timeline": timeline,
+        "listener_ok": not late_listeners and all(
+            v == "no outage" or v == "never lost" or v.startswith(("+", "-"))
+            for v in listener.values()),
         "alive": all(r.alive() for r in replicas.values()),
     }
     report(result)
@@ -726,13 +807,16 @@ def report(r):
         f"5xx other than 503: {r['other5xx']}; no response (connection error or timeout): "
         f"{r['errors']}; other statuses: {r['others'] or 0}",
         f"deactivations: {r['ack_cats']} ({r['answered_before_fault']} answered before the fault)",
-        f"lost acknowledged revocations: {len(r['lost'])} of {r['acked']} {r['lost'] or ''}",
+        f"lost acknowledged revocations (token, its status on the primary, answers): "
+        f"{len(r['lost'])} of {r['acked']} {r['lost'] or ''}",
         f"stale successes: {r['stale']} (replica, token, count, how long after the "
         f"deactivation's 200, replica that gave it): {r['stale_examples'] or ''}",
         f"200s while the NOTIFY was on its way to the other replica: {r['in_flight']} "
         f"{r['in_flight_examples'] or ''}",
         f"listener connected again (vs the replica's first 200): {r['listener']}",
-        f"replicas still the same processes: {'yes' if r['alive'] else 'NO'}",
+        f"after the fault (s): {r['timeline']}",
+        f"replicas still the same processes: {'yes' if r['alive'] else 'NO'}; listeners back "
+        f"within {LISTENER_LIMIT:.0f} s of the database: {'yes' if r['listener_ok'] else 'NO'}",
     ]
     for i, first, before, again, after in r["retried"]:
         lines.append(f"unacknowledged deactivation {i} (answer {first}): before retry "
@@ -794,17 +878,20 @@ def main():
         wait_healthy()
     except Interrupted:
         say("interrupted")
+        summary(results)
         return 2
     except (RuntimeError, subprocess.SubprocessError, OSError) as e:
         say(f"error: {e}")
+        summary(results)
         return 2
     finally:
         for rep in replicas.values():
             rep.stop()
     summary(results)
     # Asynchronous replication is the comparison: its lost revocations are reported, not judged.
-    failed = [r for r in results if r["other5xx"] or not r["recovered"] or not r["alive"]
-              or (MODE == "sync" and (r["lost"] or r["stale"]))]
+    failed = [r for r in results if r["other5xx"] or r["errors"] or not r["recovered"]
+              or not r["alive"]
+              or not r["listener_ok"] or (MODE == "sync" and (r["lost"] or r["stale"]))]
     return 1 if failed else 0
 
 
@@ -820,11 +907,12 @@ def summary(results):
               f"{len(r['lost']):>4} {r['stale']:>5} {r['retried_ok']:>5}/{len(r['retried'])} "
               f"{r['in_flight']:>9}  "
               + ", ".join(f"{k} {v}" for k, v in r["listener"].items()), flush=True)
-    print("  (recovery: first failure to steady 200s; acked: deactivations answered 200 before "
-          "the fault; lost: of those, working again after it; stale: a revoked token answered 200 "
-          "after its deactivation's 200; retried: deactivations without a 200, retried and "
-          "answered 200; in flight: 200s from the other replica within "
-          f"{NOTIFY_ALLOWANCE * 1000:.0f} ms, before its NOTIFY arrived)", flush=True)
+    print("  (recovery: first failure to steady 200s; acked: deactivations answered 200, before "
+          "the fault or, in the long freeze, by the new primary during it; lost: of those, Active "
+          "again on the primary afterwards; stale: 200s for a token after its deactivation's "
+          "200; retried: deactivations without a 200, retried and answered 200; in flight: 200s "
+          f"from the other replica within {NOTIFY_ALLOWANCE * 1000:.0f} ms, before its NOTIFY "
+          "arrived)", flush=True)
 
 
 if __name__ == "__main__":
