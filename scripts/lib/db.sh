@@ -120,9 +120,13 @@ _tg_port_in_use() {
     timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
+# Prints a free port: the one used last if it is still free, else the first free one from
+# TOKENGATE_PG_PORT (or from $1 + 1 when given: $1 was just found taken).
 _tg_pick_port() {
     local p start="${TOKENGATE_PG_PORT:-54320}"
-    if [[ -s "$TG_PORT_FILE" ]]; then
+    if [[ -n "${1:-}" ]]; then
+        start=$(($1 + 1))
+    elif [[ -s "$TG_PORT_FILE" ]]; then
         p="$(tr -dc '0-9' <"$TG_PORT_FILE")"
         if [[ -n "$p" ]] && ! _tg_port_in_use "$p"; then
             echo "$p"
@@ -273,8 +277,10 @@ _tg_db_start() {
         _tg_print_log_tail
         return 1
     fi
-    for attempt in 1 2 3; do
-        port="$(_tg_pick_port)" || return 1
+    local taken="" log_size
+    for attempt in 1 2 3 4 5; do
+        port="$(_tg_pick_port $taken)" || return 1
+        log_size="$(_tg_as_owner stat -c %s "$TG_PG_LOG" 2>/dev/null || echo 0)"
         _tg_log "starting the private PostgreSQL on 127.0.0.1:$port"
         # fd 9 is the lock: the server must not inherit it.
         if _tg_as_owner "$TG_PG_BIN/pg_ctl" -D "$TG_PGDATA" -l "$TG_PG_LOG" -w -t 120 \
@@ -289,10 +295,14 @@ _tg_db_start() {
             _tg_print_log_tail
             return 1
         fi
-        # Lost a race for the port? Try another one.
-        if _tg_port_in_use "$port" && ! _tg_db_running_port >/dev/null; then
+        # Lost a race for the port, or it is the local end of some client's connection (these
+        # ports lie in the kernel's ephemeral range), which no connection test sees? Try another.
+        if { _tg_port_in_use "$port" && ! _tg_db_running_port >/dev/null; } ||
+            _tg_as_owner tail -c +"$((log_size + 1))" "$TG_PG_LOG" 2>/dev/null |
+            grep -q "Address already in use"; then
             _tg_log "port $port was taken meanwhile (attempt $attempt); trying another"
             rm -f "$TG_PORT_FILE"
+            taken="$port"
             continue
         fi
         break
