@@ -440,7 +440,7 @@ def replica_latency(a_api, b, seeded):
 
 # ---------------------------------------------------------------- one N
 
-def run_one(n):
+def run_one(n, run):
     log(f"N = {n}: recreating the database")
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -450,7 +450,7 @@ def run_one(n):
     subprocess.run([BIN, "bootstrap", "--org", "Scale", "--email", OWNER_EMAIL, "--name", "Owner",
                     "--password-stdin"], input=PASSWORD, text=True, check=True, capture_output=True)
     servers = []
-    result = {"n": n}
+    result = {"n": n, "run": run}
     try:
         seeder = Server("A", key, n)
         servers.append(seeder)
@@ -566,12 +566,11 @@ def main():
     def stop(signum, frame):
         raise SystemExit(f"stopped by signal {signum}")
     signal.signal(signal.SIGTERM, stop)
-    results = []
-    for n in NS:
-        results.append(run_one(n))
-    report = scale_report.Report(results, duration=DURATION, rounds=ROUNDS, warmup=WARMUP,
-                                 connections=CONNECTIONS, cache_ttl=CACHE_TTL,
-                                 list_duration=LIST_DURATION)
+    run = scale_report.run_info(duration=DURATION, rounds=ROUNDS, warmup=WARMUP,
+                                connections=CONNECTIONS, cache_ttl=CACHE_TTL,
+                                list_duration=LIST_DURATION)
+    results = [run_one(n, run) for n in NS]
+    report = scale_report.Report(results)
     print(report.markdown())
     missing = report.missing()
     if missing:

@@ -1,9 +1,11 @@
 """The table and the plot of `bench/scale`: every measure against N, judged against SPEC §8."""
 
 import datetime
+import json
 import os
 import re
 import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END, NOTES = "<!-- scale -->", "<!-- /scale -->", "<!-- notes -->"
@@ -49,10 +51,28 @@ def git(*args):
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
+def run_info(**settings):
+    """When, on what and how a run measured: stored with each N's results."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"model name\s*:\s*(.*)", f.read())
+            cpu = m.group(1) if m else cpu
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "at": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "machine": f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB",
+        "settings": settings,
+    }
+
+
 class Report:
-    def __init__(self, results, **settings):
+    def __init__(self, results):
         self.results = results
-        self.settings = settings
 
     # ------------------------------------------------------------ cells
 
@@ -150,30 +170,21 @@ class Report:
     # ------------------------------------------------------------ text
 
     def header(self):
-        commit = git("rev-parse", "--short", "HEAD") or "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-        cpu = "unknown"
-        try:
-            with open("/proc/cpuinfo") as f:
-                m = re.search(r"model name\s*:\s*(.*)", f.read())
-                cpu = m.group(1) if m else cpu
-        except OSError:
-            pass
-        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-        s = self.settings
+        run = self.results[0]["run"]
+        s = run["settings"]
         loads = "; ".join(f"N={r['n']:,}: {r['load_before'][0]:.1f} before, {r['load_after'][0]:.1f} after"
                           for r in self.results)
         return (
-            f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on commit `{commit}`"
-            f"{' (with uncommitted changes)' if dirty else ''}: {os.cpu_count()} cores ({cpu}), "
-            f"{mem_gib:.0f} GiB; release build with `--features bench`. Throughput: wrk -t2 "
-            f"-c{s['connections']} -d{s['duration']}s, {s['rounds']} interleaved rounds after a "
-            f"discarded {s['warmup']} s warm-up; a ratio is the median of the rounds' own ratios "
-            f"against `/health/live` on the same process in the same round, with the same client "
-            f"(the random rows' baseline draws and sends a credential just as they do). Lists: one "
-            f"client (wrk -t1 -c1) for {s['list_duration']} s per page. Replicas A and B "
-            f"cache N + the personal tokens + 1,000 entries, Z caches N/10; `TOKENGATE_CACHE_TTL` "
-            f"{s['cache_ttl']} s. Load average (1 min) around each N: {loads}."
+            f"Run {run['at']} on commit `{run['commit']}`"
+            f"{' (with uncommitted changes)' if run['dirty'] else ''}: {run['machine']}; release "
+            f"build with `--features bench`. Throughput: wrk -t2 -c{s['connections']} "
+            f"-d{s['duration']}s, {s['rounds']} interleaved rounds after a discarded {s['warmup']} s "
+            f"warm-up; a ratio is the median of the rounds' own ratios against `/health/live` on the "
+            f"same process in the same round, with the same client (the random rows' baseline draws "
+            f"and sends a credential just as they do). Lists: one client (wrk -t1 -c1) for "
+            f"{s['list_duration']} s per page. Replicas A and B cache N + the personal tokens + 1,000 "
+            f"entries, Z caches N/10; `TOKENGATE_CACHE_TTL` {s['cache_ttl']} s. Load average (1 min) "
+            f"around each N, other work on the machine included: {loads}."
         )
 
     def seeding_table(self):
@@ -226,6 +237,7 @@ class Report:
             import matplotlib
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
+            import matplotlib.ticker
         except ImportError:
             print("[scale] matplotlib is not installed: no plot", flush=True)
             return
@@ -244,16 +256,24 @@ class Report:
             ax.set_xscale("log")
             if logy:
                 ax.set_yscale("log")
+                ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+                ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xticks(ns)
+            ax.set_xticklabels([f"{n // 1000:,}k" if n < 10**6 else f"{n / 10**6:g}M" for n in ns])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("N (service tokens; members N/10; audit rows 10 N)")
             ax.set_ylabel(ylabel)
             if target is not None:
                 ax.axhline(target, color="red", linestyle="--", linewidth=1, label=target_label)
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="lower left" if not logy else "best")
 
         ax = axes[0][0]
-        for key, label, _ in THROUGHPUT:
-            series(ax, [r.get(key, {}).get("ratio") for r in self.results], label.split(",")[0])
+        short = {"hot": "one hot token", "uniform": "a random one of N, cache filling",
+                 "zipf": "Zipf-like, cache N/10", "all_cached": "all N cached"}
+        for key, _, _ in THROUGHPUT:
+            series(ax, [r.get(key, {}).get("ratio") for r in self.results], short[key])
         ax.axhline(0.60, color="orange", linestyle="--", linewidth=1, label="target 0.60 (Zipf-like)")
         ax.set_ylim(0, 1.2)
         frame(ax, "verification throughput / `/health/live`", "ratio", 0.80, "target 0.80")
@@ -295,3 +315,12 @@ class Report:
         fig.tight_layout()
         fig.savefig(path, dpi=80)
         print(f"[scale] wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+    # Renders the table, the docs section and the plot again from saved results:
+    #   python3 bench/scale_report.py .data/bench-scale/result-10000.json ...
+    report = Report([json.load(open(path)) for path in sys.argv[1:]])
+    print(report.markdown())
+    report.write_docs(os.path.join(ROOT, "docs", "benchmarks.md"))
+    report.plot(os.path.join(ROOT, "docs", "benchmarks-scale.png"))
