@@ -61,11 +61,14 @@ def run_info(**settings):
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    pg = subprocess.run(["psql", os.environ.get("DATABASE_URL", ""), "-XtAc", "show server_version"],
+                        capture_output=True, text=True).stdout.split()
     return {
         "at": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         "commit": git("rev-parse", "--short", "HEAD") or "unknown",
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "machine": f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB",
+        "machine": f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB"
+                   + (f", PostgreSQL {pg[0]}" if pg else ""),
         "settings": settings,
     }
 
@@ -215,8 +218,9 @@ class Report:
     def write_docs(self, path):
         block = "\n".join([
             BEGIN, "## At scale", "",
-            "Produced by `bench/scale` (see its header: what it seeds, how it bounds the load); "
-            "`bench/run` keeps this section. The plot below shows the same numbers against N.", "",
+            "Produced by `bench/scale`; `bench/run` keeps this section. How each row is measured, "
+            "and what a run costs, is in the notes below (*At scale: how `bench/scale` measures*). "
+            "The plot below the tables shows the same numbers against N.", "",
             self.markdown(), "", "![Costs against N](benchmarks-scale.png)", END])
         text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n" + NOTES + "\n"
         if BEGIN in text and END in text:
