@@ -402,6 +402,8 @@ def edit_under_load(a, api, seeded):
     counts = {}
     for bucket, n in re.findall(r"^bucket (\d+) (\d+)$", result["out"], re.M):
         counts[int(bucket)] = counts.get(int(bucket), 0) + int(n)
+    if not counts:
+        raise SystemExit(f"wrk counted no responses around the edit:\n{result['out']}")
     first, last = min(counts), max(counts)
     edit_bucket = int(edit_at * 10)
     # Whole buckets only: skip the first half second (connections opening) and the last one.
@@ -423,7 +425,8 @@ def edit_under_load(a, api, seeded):
 def replica_latency(a_api, b, seeded):
     """Revoke through the policy on A; poll B with a member's personal token until it refuses.
     Milliseconds after A's response, over REPLICA_EDITS edits."""
-    creds = open(seeded.personal_file, "rb").read().decode()
+    with open(seeded.personal_file, "rb") as f:
+        creds = f.read().decode()
     latencies = []
     for i in range(REPLICA_EDITS):
         j = (i * 7919) % seeded.personal_count * scale_seed.CREDENTIAL_LEN
@@ -475,7 +478,8 @@ def run_one(n, run):
         api = Api(a)
         svc = seeded.service_file
         check_lua = bench.check_lua(DATA)
-        hot = open(svc, "rb").read(scale_seed.CREDENTIAL_LEN).decode()
+        with open(svc, "rb") as f:
+            hot = f.read(scale_seed.CREDENTIAL_LEN).decode()
 
         def plain_live(d):
             return wrk(a.port, "/health/live", duration=d)
