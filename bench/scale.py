@@ -47,7 +47,7 @@ def env_int(name, default, smoke_default):
 SMOKE = os.environ.get("BENCH_SCALE_SMOKE") == "1"
 NS = [int(x) for x in os.environ.get("BENCH_SCALE_N", "10000 100000 1000000").split()]
 DURATION = env_int("BENCH_SCALE_DURATION", 5, 1)  # seconds per throughput wrk run
-ROUNDS = env_int("BENCH_SCALE_ROUNDS", 3, 1)  # interleaved rounds of each throughput pair
+ROUNDS = env_int("BENCH_SCALE_ROUNDS", 5, 1)  # interleaved rounds of each throughput pair (as bench/run)
 WARMUP = env_int("BENCH_SCALE_WARMUP", 2, 0)  # discarded seconds of each measure first
 LIST_DURATION = env_int("BENCH_SCALE_LIST_DURATION", 3, 1)  # seconds of one client per list page
 CREATE_DURATION = env_int("BENCH_SCALE_CREATE_DURATION", 3, 1)
