@@ -156,8 +156,12 @@ def db_transactions():
 
 # ---------------------------------------------------------------- wrk
 
-def wrk(port, path, token=None, lua=None, duration=DURATION, headers=()):
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+def wrk(port, path, token=None, lua=None, duration=DURATION, headers=(), threads=2,
+        connections=None, lua_args=()):
+    """One bounded wrk run; `lua_args` go to the script's init(), and the result keeps wrk's
+    output (`out`) for what a script prints."""
+    connections = connections or CONNECTIONS
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
     for h in headers:
@@ -165,7 +169,9 @@ def wrk(port, path, token=None, lua=None, duration=DURATION, headers=()):
     if lua:
         cmd += ["-s", lua]
     cmd.append(f"http://127.0.0.1:{port}{path}")
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    if lua_args:
+        cmd += ["--", *lua_args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct in ("50", "99"):
@@ -175,7 +181,7 @@ def wrk(port, path, token=None, lua=None, duration=DURATION, headers=()):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "requests": total}
+            "requests": total, "out": out}
 
 
 def check_lua(directory):
