@@ -297,8 +297,8 @@ async fn create(
         (_, permissions) => permissions,
     };
     if let Some(scope) = &scope {
-        validate_statements(scope, &state.catalogue)
-            .map_err(|code| ApiError::BadRequest(code.replacen("statements", "permissions", 1)))?;
+        validate_statements("permissions", scope, |a| state.catalogue.contains(a))
+            .map_err(ApiError::BadRequest)?;
     }
     let now = Utc::now();
     if body.expires_at.is_some_and(|at| at <= now) {

@@ -50,7 +50,7 @@ use crate::auth::{listener, CacheConfig, Caches, Invalidation, LastUsed};
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
 use crate::db::readers::{Readers, ReadersConfig};
-use crate::policy::{ActionInfo, Catalogue};
+use crate::policy::{parse_extra_actions, Catalogue};
 
 /// One page of a list: `data = {totalCount, items}` (SPEC §4).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -374,36 +374,12 @@ fn envelope_framework_errors(response: Response) -> Response {
     replaced
 }
 
-/// `TOKENGATE_EXTRA_ACTIONS` entries: `Action:resourceType:description`.
-fn parse_extra_actions(entries: &[String]) -> anyhow::Result<Vec<ActionInfo>> {
-    entries
-        .iter()
-        .filter(|e| !e.trim().is_empty())
-        .map(|entry| {
-            let mut parts = entry.trim().splitn(3, ':');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some(name), Some(resource_type), description)
-                    if !name.is_empty() && !resource_type.is_empty() =>
-                {
-                    Ok(ActionInfo {
-                        name: name.to_owned(),
-                        resource_type: resource_type.to_owned(),
-                        description: description.unwrap_or("").to_owned(),
-                    })
-                }
-                _ => anyhow::bail!(
-                    "TOKENGATE_EXTRA_ACTIONS entry {entry:?} is not `Action:resourceType:description`"
-                ),
-            }
-        })
-        .collect()
-}
-
 /// Serves until SIGTERM or ctrl-c, then lets in-flight requests finish.
 pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()> {
     let db = crate::db::pool(&config.database)?;
     let hasher = PasswordHasher::new(config.max_concurrent_hashes(), config.max_queued_hashes)?;
-    let catalogue = Catalogue::builtin().with_extra(parse_extra_actions(&config.extra_actions)?);
+    let extra_actions = parse_extra_actions(&config.extra_actions).map_err(anyhow::Error::msg)?;
+    let catalogue = Catalogue::builtin().with_extra(extra_actions);
     let state = AppState::new(
         db.clone(),
         hash_key,

@@ -89,7 +89,8 @@ fn valid_statements(
     state: &AppState,
     mut statements: Vec<Statement>,
 ) -> ApiResult<(Vec<Statement>, serde_json::Value)> {
-    validate_statements(&statements, &state.catalogue).map_err(ApiError::BadRequest)?;
+    validate_statements("statements", &statements, |a| state.catalogue.contains(a))
+        .map_err(ApiError::BadRequest)?;
     for statement in &mut statements {
         if statement.id.trim().is_empty() {
             statement.id = Uuid::new_v4().to_string();

@@ -218,7 +218,7 @@ fn pair_within(outer: &[Statement], action: &str, pattern: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::catalogue::{builtin_policies, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
+    use super::super::builtin::{builtin_policies, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
     use super::*;
 
     fn stmt(
