@@ -40,16 +40,18 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .connect_lazy(config.database_url.expose())?)
 }
 
-/// Whether `e` says the connection a query ran on was lost (its backend killed, or the link
-/// dropped while it sat idle) rather than anything about the query. A database that is down
-/// shows up as a pool timeout instead, which this does not count.
+/// Whether `e` says the connection a query ran on was lost (its backend killed or shut down,
+/// the link dropped while it sat idle, the server not accepting connections) rather than
+/// anything about the query. A database that is down shows up as a pool timeout instead, which
+/// this does not count.
 pub fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db
             .code()
-            // 57P01 admin shutdown, 57P02 crash shutdown, 08xxx connection exceptions.
-            .is_some_and(|c| c == "57P01" || c == "57P02" || c.starts_with("08")),
+            // 57Pxx operator intervention (admin or crash shutdown, cannot connect now, ...),
+            // 08xxx connection exceptions.
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
         _ => false,
     }
 }

@@ -41,7 +41,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
-pub use error::{error_response, json_response, ApiError, ApiResult, Created, Data, Envelope};
+pub use error::{
+    error_response, json_response, status_response, ApiError, ApiResult, Created, Data, Envelope,
+};
 pub use extract::{client_ip, page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 pub use validate::{valid_filter, valid_name, valid_policy_name, valid_text};
 
@@ -310,10 +312,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> Response {
-    error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        vec!["MethodNotAllowed".to_owned()],
-    )
+    status_response(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 async fn limit_header_size(request: Request, next: Next) -> Response {
@@ -323,10 +322,7 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if size > MAX_HEADER_BYTES {
-        return error_response(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            vec!["RequestHeaderFieldsTooLarge".to_owned()],
-        );
+        return status_response(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
     next.run(request).await
 }
@@ -353,19 +349,7 @@ fn envelope_framework_errors(response: Response) -> Response {
     if is_json {
         return response;
     }
-    let code = match status {
-        StatusCode::NOT_FOUND => "ResourceNotFound",
-        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
-        StatusCode::REQUEST_TIMEOUT => "RequestTimeout",
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "RequestHeaderFieldsTooLarge",
-        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
-        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
-        s if s.is_server_error() => "InternalServerError",
-        _ => "BadRequest",
-    };
-    let mut replaced = error_response(status, vec![code.to_owned()]);
+    let mut replaced = status_response(status);
     for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
         if let Some(v) = response.headers().get(&name) {
             replaced.headers_mut().insert(name, v.clone());
