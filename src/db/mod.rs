@@ -83,21 +83,6 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Queues a cache invalidation for every replica; PostgreSQL delivers it when `tx` commits.
-pub async fn notify(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    what: crate::auth::Invalidation,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "select pg_notify($1, $2)",
-        crate::auth::Invalidation::CHANNEL,
-        what.payload()
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// One page of a list: `pageIndex` is 0-based, `pageSize` at most 100.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {

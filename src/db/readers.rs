@@ -24,12 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::DatabaseConfig;
-
-/// `TOKENGATE_DB_VERIFY_CONNECTIONS` unless set.
-pub const DEFAULT_CONNECTIONS: u32 = 8;
-/// `TOKENGATE_DB_PING_AFTER_IDLE` unless set.
-pub const DEFAULT_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+use crate::config::{DatabaseConfig, DEFAULT_PING_AFTER_IDLE_SECS, DEFAULT_VERIFY_CONNECTIONS};
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -77,9 +72,9 @@ impl ReadersConfig {
     /// The defaults, beside `pool` (whose acquire timeout they share).
     pub fn beside(pool: &sqlx::PgPool) -> Self {
         ReadersConfig {
-            max_connections: DEFAULT_CONNECTIONS as usize,
+            max_connections: DEFAULT_VERIFY_CONNECTIONS as usize,
             acquire_timeout: pool.options().get_acquire_timeout(),
-            ping_after_idle: DEFAULT_PING_AFTER_IDLE,
+            ping_after_idle: Duration::from_secs(DEFAULT_PING_AFTER_IDLE_SECS),
         }
     }
 

@@ -13,13 +13,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, Created, Data, Paged};
+use super::extract::{page, ApiJson, ApiPath, ApiQuery, OptionalJson};
 use super::grants::layers_now;
-use super::{
-    commit_invalidating, page, valid_filter, valid_name, ApiError, ApiJson, ApiPath, ApiQuery,
-    ApiResult, AppState, Created, Data, OptionalJson, Paged,
-};
-use crate::auth::Invalidation;
+use super::state::AppState;
+use super::validate::{valid_filter, valid_name};
 use crate::auth::Principal;
+use crate::auth::{commit_invalidating, Invalidation};
 use crate::credential::{Credential, CredentialKind};
 use crate::db::tokens::{self, ListFilter, NewToken, TokenRow, TokenView};
 use crate::db::{audit, iam, identity};
@@ -86,7 +86,7 @@ fn authorize_manage(principal: &Principal, token: &TokenRow) -> ApiResult<()> {
         }
         Ok(())
     } else {
-        principal.require(MANAGE_SERVICE, &rn)
+        Ok(principal.require(MANAGE_SERVICE, &rn)?)
     }
 }
 
@@ -384,7 +384,7 @@ async fn create(
             kind: body.kind.as_str(),
             creator_id: principal.accountable_user_id(),
             created_by_token_id: principal.token_id(),
-            digest: &state.hash_key.digest(&credential),
+            digest: &state.auth.hash_key.digest(&credential),
             hint: &credential.hint(),
             scope: scope_json.as_ref(),
             ceiling: &ceiling,
@@ -402,7 +402,7 @@ async fn create(
     )
     .await?;
     let view = view(&mut tx, org, id).await?;
-    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Token(id)).await?;
     Ok(Created(CreatedToken {
         view,
         token: credential.expose().to_owned(),
@@ -456,7 +456,7 @@ async fn rename(
         .await?;
     }
     let view = view(&mut tx, org, id).await?;
-    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Token(id)).await?;
     Ok(Data(view))
 }
 
@@ -515,7 +515,7 @@ async fn change_status(
     }
     set_status(&mut tx, principal, &token, active).await?;
     let view = view(&mut tx, principal.organization_id, id).await?;
-    commit_invalidating(state, tx, Invalidation::Token(id)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Token(id)).await?;
     Ok(Data(view))
 }
 
@@ -602,7 +602,7 @@ async fn rotate(
         &mut *tx,
         org,
         id,
-        &state.hash_key.digest(&credential),
+        &state.auth.hash_key.digest(&credential),
         &credential.hint(),
         old_expires_at,
     )
@@ -617,7 +617,7 @@ async fn rotate(
     )
     .await?;
     let view = view(&mut tx, org, id).await?;
-    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Token(id)).await?;
     Ok(Data(CreatedToken {
         view,
         token: credential.expose().to_owned(),
@@ -647,6 +647,6 @@ async fn delete(
         json!({ "name": token.name, "type": token.kind, "hint": token.hint }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Token(id)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Token(id)).await?;
     Ok(Data(true))
 }

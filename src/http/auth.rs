@@ -13,8 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{json_response, ApiError, ApiResult, Data};
 use super::extract::{json_body, parse_json};
-use super::{json_response, ApiError, ApiResult, AppState, Data};
+use super::state::AppState;
 use crate::auth::{Principal, PrincipalKind};
 use crate::db::identity::{self, UserView};
 use crate::db::tokens::{self, TokenRow, TokenView};

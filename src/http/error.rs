@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::Refusal;
 use crate::credential::HashingError;
 use crate::db::connection_lost;
 
@@ -17,6 +18,15 @@ pub struct Envelope<T> {
     pub success: bool,
     pub errors: Vec<String>,
     pub data: Option<T>,
+}
+
+/// One page of a list: `data = {totalCount, items}` (SPEC §4).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Paged<T> {
+    /// Items matching the filters, on all pages.
+    pub total_count: i64,
+    pub items: Vec<T>,
 }
 
 /// 200 with `data`.
@@ -214,11 +224,36 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response.extensions_mut().insert(super::retry::LostRace);
+                response.extensions_mut().insert(LostRace);
             }
             _ => {}
         }
         response
+    }
+}
+
+/// Set on a response by `ApiError::LostRace`, for `retry::retry_lost_races`.
+#[derive(Debug, Clone, Copy)]
+pub struct LostRace;
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Unauthorized => ApiError::Unauthorized,
+            Refusal::Forbidden => ApiError::Forbidden,
+            Refusal::TooManyFailures { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
+            Refusal::BadRequest(code) => ApiError::bad_request(code),
+            Refusal::Database(e) => e.into(),
+        }
+    }
+}
+
+/// The answer to a request authentication turned away (the extractors' rejection).
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
     }
 }
 

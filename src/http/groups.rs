@@ -8,14 +8,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, Created, Data, Paged};
+use super::extract::{page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
 use super::members::require_iam;
-use super::{
-    commit_invalidating, page, valid_filter, valid_name, valid_text, ApiError, ApiJson, ApiPath,
-    ApiQuery, ApiResult, AppState, Created, Data, Paged,
-};
-use crate::auth::Invalidation;
+use super::state::AppState;
+use super::validate::{valid_filter, valid_name, valid_text};
 use crate::auth::Principal;
+use crate::auth::{commit_invalidating, Invalidation};
 use crate::db::iam::{self, GroupView};
 use crate::db::{audit, identity};
 use crate::policy::OWNER_POLICY_ID;
@@ -99,7 +99,7 @@ async fn create(
     let group = iam::group(&mut *tx, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Created(group))
 }
 
@@ -136,7 +136,7 @@ async fn delete(
     )
     .await?;
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -173,7 +173,7 @@ async fn add_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -210,7 +210,7 @@ async fn remove_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -247,7 +247,7 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -284,6 +284,6 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

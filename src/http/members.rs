@@ -8,13 +8,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, Created, Data, Paged};
+use super::extract::{page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
-use super::{
-    commit_invalidating, page, valid_filter, valid_name, ApiError, ApiJson, ApiPath, ApiQuery,
-    ApiResult, AppState, Created, Data, Paged,
-};
-use crate::auth::Invalidation;
+use super::state::AppState;
+use super::validate::{valid_filter, valid_name};
 use crate::auth::Principal;
+use crate::auth::{commit_invalidating, Invalidation};
 use crate::credential::{canonical_email, PasswordHasher, PasswordPolicyError};
 use crate::db::iam::{self, MemberView};
 use crate::db::{audit, identity};
@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The IAM check every write here makes.
 pub fn require_iam(principal: &Principal) -> ApiResult<()> {
-    principal.require("CanManageIAM", "iam/*")
+    Ok(principal.require("CanManageIAM", "iam/*")?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -174,7 +174,7 @@ async fn add(
     let member = iam::member(&mut *tx, org, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Created(member))
 }
 
@@ -231,7 +231,7 @@ async fn remove(
         json!({ "deactivatedTokens": tokens.len() }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -291,7 +291,7 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -333,6 +333,6 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

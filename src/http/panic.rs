@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::status_response;
+use super::error::status_response;
 
 type Answer = fn(Box<dyn Any + Send + 'static>) -> Response;
 

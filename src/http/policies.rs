@@ -8,14 +8,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, Created, Data, Paged};
+use super::extract::{page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, Granter};
 use super::members::require_iam;
-use super::{
-    commit_invalidating, page, valid_filter, valid_policy_name, valid_text, ApiError, ApiJson,
-    ApiPath, ApiQuery, ApiResult, AppState, Created, Data, Paged,
-};
-use crate::auth::Invalidation;
+use super::state::AppState;
+use super::validate::{valid_filter, valid_policy_name, valid_text};
 use crate::auth::Principal;
+use crate::auth::{commit_invalidating, Invalidation};
 use crate::db::audit;
 use crate::db::iam::{self, PolicyView};
 use crate::policy::{validate_statements, Statement};
@@ -128,7 +128,7 @@ async fn create(
         json!({ "name": name, "statements": statements }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Created(policy))
 }
 
@@ -192,7 +192,7 @@ async fn update(
         }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(policy))
 }
 
@@ -234,7 +234,7 @@ async fn replace_statements(
         json!({ "statements": { "before": before.statements, "after": statements } }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(policy))
 }
 
@@ -272,6 +272,6 @@ async fn delete(
         json!({ "name": before.name, "statements": before.statements }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
