@@ -11,31 +11,21 @@ use super::Page;
 use crate::names::unique_key;
 use crate::policy::Statement;
 
-/// The statements of every policy attached to the member directly or through any of their groups.
+/// A member's live statements: every policy attached to them directly or through any of their
+/// groups (the database's `member_statements`, the one definition of them).
 pub async fn live_statements(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
     user_id: Uuid,
 ) -> sqlx::Result<Vec<Statement>> {
-    let lists = sqlx::query_scalar!(
-        r#"select p.statements as "statements!" from policies p
-           where p.id in (
-               select policy_id from member_policies where organization_id = $1 and user_id = $2
-               union
-               select gp.policy_id from group_policies gp
-               join group_members gm on gm.group_id = gp.group_id
-               where gm.organization_id = $1 and gm.user_id = $2)
-           order by p.id"#,
+    let statements = sqlx::query_scalar!(
+        r#"select statements as "statements!" from member_statements($1, $2)"#,
         organization_id,
         user_id
     )
-    .fetch_all(db)
+    .fetch_one(db)
     .await?;
-    let mut statements = Vec::new();
-    for list in lists {
-        statements.extend(parse_statements(list)?);
-    }
-    Ok(statements)
+    parse_statements(statements)
 }
 
 /// Whether the user is a member, and their live statements, in one round trip.
@@ -48,16 +38,7 @@ pub async fn member_permissions(
         r#"select
              exists(select 1 from memberships where organization_id = $1 and user_id = $2)
                as "is_member!",
-             coalesce((select jsonb_agg(s) from policies p
-                       cross join lateral jsonb_array_elements(p.statements) s
-                       where p.id in (
-                         select policy_id from member_policies
-                         where organization_id = $1 and user_id = $2
-                         union
-                         select gp.policy_id from group_policies gp
-                         join group_members gm on gm.group_id = gp.group_id
-                         where gm.organization_id = $1 and gm.user_id = $2)),
-                      '[]'::jsonb) as "statements!""#,
+             (select statements from member_statements($1, $2)) as "statements!""#,
         organization_id,
         user_id
     )

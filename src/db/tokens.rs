@@ -411,16 +411,8 @@ pub async fn by_digest(
              exists(select 1 from memberships m
                     where m.organization_id = t.organization_id and m.user_id = t.creator_id)
                as "owner_is_member?",
-             coalesce((select jsonb_agg(s order by p.id) from policies p
-                       cross join lateral jsonb_array_elements(p.statements) s
-                       where p.id in (
-                         select mp.policy_id from member_policies mp
-                         where mp.organization_id = t.organization_id and mp.user_id = t.creator_id
-                         union
-                         select gp.policy_id from group_policies gp
-                         join group_members gm on gm.group_id = gp.group_id
-                         where gm.organization_id = t.organization_id and gm.user_id = t.creator_id)),
-                      '[]'::jsonb)::text as "live_statements?"
+             (select statements from member_statements(t.organization_id, t.creator_id))::text
+               as "live_statements?"
            from access_tokens t where t.secret_hash = $1"#,
         digest.as_bytes()
     )
