@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::parsed::ParsedStatements;
 use crate::credential::Digest;
+use crate::db::tokens::{TokenKind, TokenStatus};
 use crate::policy::Layer;
 
 /// What evaluation needs of a token, parsed once.
@@ -24,8 +25,8 @@ use crate::policy::Layer;
 pub struct CachedToken {
     pub id: Uuid,
     pub organization_id: Uuid,
-    pub personal: bool,
-    pub active: bool,
+    pub kind: TokenKind,
+    pub status: TokenStatus,
     pub expires_at: Option<DateTime<Utc>>,
     /// When the digest is a rotated-out secret: the end of its grace period.
     pub grace_ends_at: Option<DateTime<Utc>>,
@@ -280,8 +281,8 @@ mod tests {
         Arc::new(CachedToken {
             id,
             organization_id: org,
-            personal: false,
-            active: true,
+            kind: TokenKind::Service,
+            status: TokenStatus::Active,
             expires_at: None,
             grace_ends_at: None,
             creator_id: Uuid::nil(),

@@ -10,7 +10,7 @@ use super::cache::{CacheStats, CachedToken, LiveEntry, TokenLookup};
 use super::principal::{Principal, PrincipalKind};
 use super::{Refusal, Verifier};
 use crate::credential::{Credential, CredentialKind, Digest};
-use crate::db::tokens;
+use crate::db::tokens::{self, TokenKind, TokenStatus};
 use crate::policy::Layers;
 
 /// The principal a personal or service token acts as, if it may act at all.
@@ -44,21 +44,18 @@ pub(super) async fn token_principal(
     };
     let now = Utc::now();
     // The prefix is part of the secret, so a mismatch means a corrupted row: refuse it.
-    let expected_kind = if token.personal {
-        CredentialKind::PersonalToken
-    } else {
-        CredentialKind::ServiceToken
-    };
-    if credential.kind() != expected_kind || token.grace_ends_at.is_some_and(|at| at <= now) {
+    if credential.kind() != token.kind.credential()
+        || token.grace_ends_at.is_some_and(|at| at <= now)
+    {
         return Err(Refusal::Unauthorized);
     }
     if requested_org.is_some_and(|org| org != token.organization_id)
-        || !token.active
+        || token.status != TokenStatus::Active
         || token.expires_at.is_some_and(|at| at <= now)
     {
         return Err(Refusal::Forbidden);
     }
-    let live = if token.personal {
+    let live = if token.kind == TokenKind::Personal {
         let live = match fresh_live {
             Some(live) => live,
             None => {
@@ -92,16 +89,15 @@ pub(super) async fn token_principal(
     {
         verifier.last_used.touch(token.id);
     }
-    let kind = if token.personal {
-        PrincipalKind::PersonalToken {
+    let kind = match token.kind {
+        TokenKind::Personal => PrincipalKind::PersonalToken {
             token_id: token.id,
             owner_id: token.creator_id,
-        }
-    } else {
-        PrincipalKind::ServiceToken {
+        },
+        TokenKind::Service => PrincipalKind::ServiceToken {
             token_id: token.id,
             creator_id: token.creator_id,
-        }
+        },
     };
     Ok(Principal {
         kind,
@@ -165,8 +161,8 @@ async fn load(
     let token = Arc::new(CachedToken {
         id: row.id,
         organization_id: row.organization_id,
-        personal: row.personal,
-        active: row.active,
+        kind: row.kind,
+        status: row.status,
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
         creator_id: row.creator_id,

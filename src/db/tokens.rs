@@ -2,16 +2,44 @@
 //! column.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, Postgres, Transaction};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Page;
-use crate::credential::Digest;
+use crate::credential::{CredentialKind, Digest};
 use crate::db::identity::UserView;
 use crate::names::unique_key;
 use crate::policy::Statement;
+
+/// A token's type: it acts for its owner, a member, or for the organization itself.
+// Stored as its name in `access_tokens.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "text")]
+pub enum TokenKind {
+    Personal,
+    Service,
+}
+
+impl TokenKind {
+    /// The credential prefix a token of this type carries.
+    pub fn credential(self) -> CredentialKind {
+        match self {
+            TokenKind::Personal => CredentialKind::PersonalToken,
+            TokenKind::Service => CredentialKind::ServiceToken,
+        }
+    }
+}
+
+/// Whether a token may be used (it may still have expired).
+// Stored as its name in `access_tokens.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "text")]
+pub enum TokenStatus {
+    Active,
+    Inactive,
+}
 
 /// A token as stored, minus its digests.
 #[derive(Debug, Clone)]
@@ -19,8 +47,8 @@ pub struct TokenRow {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub name: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: TokenKind,
+    pub status: TokenStatus,
     pub creator_id: Uuid,
     pub creator_name: String,
     pub creator_email: String,
@@ -34,11 +62,11 @@ pub struct TokenRow {
 
 impl TokenRow {
     pub fn is_personal(&self) -> bool {
-        self.kind == "Personal"
+        self.kind == TokenKind::Personal
     }
 
     pub fn is_active(&self) -> bool {
-        self.status == "Active"
+        self.status == TokenStatus::Active
     }
 
     pub fn view(self) -> TokenView {
@@ -68,11 +96,9 @@ impl TokenRow {
 pub struct TokenView {
     pub id: Uuid,
     pub name: String,
-    /// `Personal` or `Service`.
     #[serde(rename = "type")]
-    pub kind: String,
-    /// `Active` or `Inactive`.
-    pub status: String,
+    pub kind: TokenKind,
+    pub status: TokenStatus,
     /// The prefix and first characters of the secret, for recognising it (`tgs_Ab3x…`).
     pub hint: String,
     /// The token's own scope; `null` for an unscoped personal token.
@@ -88,7 +114,7 @@ pub struct TokenView {
 pub struct NewToken<'a> {
     pub organization_id: Uuid,
     pub name: &'a str,
-    pub kind: &'a str,
+    pub kind: TokenKind,
     pub creator_id: Uuid,
     pub created_by_token_id: Option<Uuid>,
     pub digest: &'a Digest,
@@ -108,7 +134,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewToken<'_>) -> sq
         new.organization_id,
         new.name,
         unique_key(new.name),
-        new.kind,
+        new.kind as TokenKind,
         new.creator_id,
         new.created_by_token_id,
         new.digest.as_bytes(),
@@ -133,8 +159,9 @@ pub async fn get(
     if for_update {
         sqlx::query_as!(
             TokenRow,
-            r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
-                 u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+            r#"select t.id, t.organization_id, t.name, t.type as "kind: TokenKind",
+                 t.status as "status: TokenStatus", t.creator_id, u.name as creator_name,
+                 u.email as creator_email, t.hint, t.scope,
                  t.expires_at, t.last_used_at, t.created_at, t.updated_at
                from access_tokens t join users u on u.id = t.creator_id
                where t.organization_id = $1 and t.id = $2
@@ -147,8 +174,9 @@ pub async fn get(
     } else {
         sqlx::query_as!(
             TokenRow,
-            r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
-                 u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+            r#"select t.id, t.organization_id, t.name, t.type as "kind: TokenKind",
+                 t.status as "status: TokenStatus", t.creator_id, u.name as creator_name,
+                 u.email as creator_email, t.hint, t.scope,
                  t.expires_at, t.last_used_at, t.created_at, t.updated_at
                from access_tokens t join users u on u.id = t.creator_id
                where t.organization_id = $1 and t.id = $2"#,
@@ -165,8 +193,8 @@ pub struct ListFilter<'a> {
     /// Only this token (a service token without `ListAccessTokens` sees itself alone).
     pub id: Option<Uuid>,
     pub name_like: Option<&'a str>,
-    pub kind: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub kind: Option<TokenKind>,
+    pub status: Option<TokenStatus>,
     pub creator_id: Option<Uuid>,
 }
 
@@ -186,8 +214,8 @@ pub async fn list(
              and ($6::uuid is null or t.id = $6)"#,
         organization_id,
         filter.name_like,
-        filter.kind,
-        filter.status,
+        filter.kind as Option<TokenKind>,
+        filter.status as Option<TokenStatus>,
         filter.creator_id,
         filter.id,
     )
@@ -195,8 +223,9 @@ pub async fn list(
     .await?;
     let rows = sqlx::query_as!(
         TokenRow,
-        r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
-             u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+        r#"select t.id, t.organization_id, t.name, t.type as "kind: TokenKind",
+             t.status as "status: TokenStatus", t.creator_id, u.name as creator_name,
+             u.email as creator_email, t.hint, t.scope,
              t.expires_at, t.last_used_at, t.created_at, t.updated_at
            from access_tokens t join users u on u.id = t.creator_id
            where t.organization_id = $1
@@ -209,8 +238,8 @@ pub async fn list(
            limit $7 offset $8"#,
         organization_id,
         filter.name_like,
-        filter.kind,
-        filter.status,
+        filter.kind as Option<TokenKind>,
+        filter.status as Option<TokenStatus>,
         filter.creator_id,
         filter.id,
         page.size,
@@ -305,13 +334,13 @@ pub async fn set_status(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
     id: Uuid,
-    status: &str,
+    status: TokenStatus,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update access_tokens set status = $3, updated_at = now() where organization_id = $1 and id = $2",
         organization_id,
         id,
-        status
+        status as TokenStatus
     )
     .execute(db)
     .await?;
@@ -365,8 +394,8 @@ pub async fn delete(
 pub struct VerifiedToken {
     pub id: Uuid,
     pub organization_id: Uuid,
-    pub personal: bool,
-    pub active: bool,
+    pub kind: TokenKind,
+    pub status: TokenStatus,
     pub creator_id: Uuid,
     /// JSON text, parsed by the caller (`auth::parsed`).
     pub scope: Option<String>,
@@ -392,8 +421,8 @@ pub async fn by_digest(
     if !personal {
         return sqlx::query_as!(
             VerifiedToken,
-            r#"select id, organization_id, type = 'Personal' as "personal!",
-                      status = 'Active' as "active!", creator_id, scope::text as scope,
+            r#"select id, organization_id, type as "kind: TokenKind",
+                      status as "status: TokenStatus", creator_id, scope::text as scope,
                       ceiling::text as "ceiling!", expires_at,
                       null::timestamptz as grace_ends_at,
                       null::bool as "owner_is_member?", null::text as "live_statements?"
@@ -405,8 +434,8 @@ pub async fn by_digest(
     }
     sqlx::query_as!(
         VerifiedToken,
-        r#"select t.id, t.organization_id, t.type = 'Personal' as "personal!",
-             t.status = 'Active' as "active!", t.creator_id, t.scope::text as scope,
+        r#"select t.id, t.organization_id, t.type as "kind: TokenKind",
+             t.status as "status: TokenStatus", t.creator_id, t.scope::text as scope,
              t.ceiling::text as "ceiling!", t.expires_at, null::timestamptz as grace_ends_at,
              exists(select 1 from memberships m
                     where m.organization_id = t.organization_id and m.user_id = t.creator_id)
@@ -431,8 +460,8 @@ pub async fn by_previous_digest(
 ) -> sqlx::Result<Option<VerifiedToken>> {
     sqlx::query_as!(
         VerifiedToken,
-        r#"select id, organization_id, type = 'Personal' as "personal!",
-                  status = 'Active' as "active!", creator_id, scope::text as scope,
+        r#"select id, organization_id, type as "kind: TokenKind",
+                  status as "status: TokenStatus", creator_id, scope::text as scope,
                   ceiling::text as "ceiling!", expires_at,
                   previous_secret_expires_at as grace_ends_at,
                   null::bool as "owner_is_member?", null::text as "live_statements?"

@@ -21,7 +21,7 @@ use super::validate::{valid_filter, valid_name};
 use crate::auth::Principal;
 use crate::auth::{commit_invalidating, Invalidation};
 use crate::credential::{Credential, CredentialKind};
-use crate::db::tokens::{self, ListFilter, NewToken, TokenRow, TokenView};
+use crate::db::tokens::{self, ListFilter, NewToken, TokenKind, TokenRow, TokenStatus, TokenView};
 use crate::db::{audit, iam, identity};
 use crate::policy::{validate_statements, Exceeds, Layers, Statement};
 
@@ -42,27 +42,6 @@ const LIST: &str = "ListAccessTokens";
 const ALL_TOKENS: &str = "access-token/*";
 /// Longest grace period for the old secret after a rotation.
 const MAX_ROTATION_GRACE_SECS: i64 = 86_400;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-pub enum TokenType {
-    Personal,
-    Service,
-}
-
-impl TokenType {
-    fn as_str(self) -> &'static str {
-        match self {
-            TokenType::Personal => "Personal",
-            TokenType::Service => "Service",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-pub enum TokenStatus {
-    Active,
-    Inactive,
-}
 
 fn token_rn(id: Uuid) -> String {
     format!("access-token/{id}")
@@ -167,8 +146,8 @@ pub struct ListQuery {
     /// Part of the name.
     pub name: Option<String>,
     #[serde(rename = "type")]
-    #[param(rename = "type", value_type = Option<TokenType>)]
-    pub kind: Option<TokenType>,
+    #[param(rename = "type", value_type = Option<TokenKind>)]
+    pub kind: Option<TokenKind>,
     #[param(value_type = Option<String>)]
     pub status: Option<TokenStatus>,
     pub creator_id: Option<Uuid>,
@@ -205,11 +184,8 @@ async fn list(
     let filter = ListFilter {
         id: only_id,
         name_like: like.as_deref(),
-        kind: query.kind.map(TokenType::as_str),
-        status: query.status.map(|s| match s {
-            TokenStatus::Active => "Active",
-            TokenStatus::Inactive => "Inactive",
-        }),
+        kind: query.kind,
+        status: query.status,
         creator_id,
     };
     let (total_count, rows) =
@@ -262,7 +238,7 @@ async fn get_token(
 pub struct CreateToken {
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: TokenType,
+    pub kind: TokenKind,
     /// The token's scope. Optional for personal tokens (absent: all of the owner's live
     /// permissions); required and non-empty for service tokens.
     pub permissions: Option<Vec<Statement>>,
@@ -290,8 +266,8 @@ async fn create(
 ) -> ApiResult<Created<CreatedToken>> {
     let name = valid_name("name", &body.name)?;
     let scope = match (body.kind, body.permissions) {
-        (TokenType::Service, None) => return Err(ApiError::bad_request("permissions_is_required")),
-        (TokenType::Service, Some(p)) if p.is_empty() => {
+        (TokenKind::Service, None) => return Err(ApiError::bad_request("permissions_is_required")),
+        (TokenKind::Service, Some(p)) if p.is_empty() => {
             return Err(ApiError::bad_request("permissions_is_required"))
         }
         (_, permissions) => permissions,
@@ -331,7 +307,7 @@ async fn create(
     iam::lock_for_read(&mut tx, org).await?;
     let layers = layers_now(&mut tx, &principal).await?;
     let (credential_kind, frozen) = match body.kind {
-        TokenType::Personal => {
+        TokenKind::Personal => {
             if principal.member_id().is_none() {
                 // A service token belongs to no member, so it cannot act for one.
                 return Err(ApiError::Forbidden);
@@ -342,7 +318,7 @@ async fn create(
                 layers.frozen_for_personal_token(),
             )
         }
-        TokenType::Service => {
+        TokenKind::Service => {
             require(&layers, MANAGE_SERVICE, ALL_TOKENS)?;
             (
                 CredentialKind::ServiceToken,
@@ -381,7 +357,7 @@ async fn create(
         NewToken {
             organization_id: org,
             name: &name,
-            kind: body.kind.as_str(),
+            kind: body.kind,
             creator_id: principal.accountable_user_id(),
             created_by_token_id: principal.token_id(),
             digest: &state.auth.hash_key.digest(&credential),
@@ -478,9 +454,9 @@ async fn set_status(
         return Err(ApiError::bad_request("OwnerIsNotAMember"));
     }
     let (status, action) = if active {
-        ("Active", "access-token.activated")
+        (TokenStatus::Active, "access-token.activated")
     } else {
-        ("Inactive", "access-token.deactivated")
+        (TokenStatus::Inactive, "access-token.deactivated")
     };
     tokens::set_status(&mut **tx, org, token.id, status).await?;
     audit::record(
@@ -591,12 +567,7 @@ async fn rotate(
         scope: scope.map(Arc::new),
     };
     authorize_rotate(&caller, &principal, &token, &target)?;
-    let kind = if token.is_personal() {
-        CredentialKind::PersonalToken
-    } else {
-        CredentialKind::ServiceToken
-    };
-    let credential = Credential::generate(kind);
+    let credential = Credential::generate(token.kind.credential());
     let old_expires_at = (grace > 0).then(|| Utc::now() + chrono::Duration::seconds(grace));
     tokens::rotate(
         &mut *tx,
