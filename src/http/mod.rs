@@ -21,7 +21,6 @@ mod organizations;
 mod panic;
 mod permissions;
 mod policies;
-mod repoll;
 mod retry;
 pub mod server;
 mod state;

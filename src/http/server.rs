@@ -83,11 +83,11 @@ pub async fn run(
                     .max_buf_size(MAX_READ_BUFFER)
                     .serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
-                tokio::spawn(super::repoll::Repoll::new(async move {
+                tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
-                }));
+                });
             }
             () = &mut shutdown => break,
         }
