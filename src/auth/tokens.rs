@@ -10,7 +10,8 @@ use super::cache::{CacheStats, CachedToken, LiveEntry, TokenLookup};
 use super::principal::{Principal, PrincipalKind};
 use super::{Refusal, Verifier};
 use crate::credential::{Credential, CredentialKind, Digest};
-use crate::db::tokens::{self, TokenKind, TokenStatus};
+use crate::db::tokens::{TokenKind, TokenStatus};
+use crate::db::verification;
 use crate::policy::Layers;
 
 /// The principal a personal or service token acts as, if it may act at all.
@@ -121,9 +122,9 @@ async fn load(
         .readers
         .read_detached(move |conn| {
             Box::pin(async move {
-                match tokens::by_digest(&mut *conn, digest, personal).await? {
+                match verification::by_digest(&mut *conn, digest, personal).await? {
                     Some(row) => Ok(Some(row)),
-                    None => tokens::by_previous_digest(conn, digest).await,
+                    None => verification::by_previous_digest(conn, digest).await,
                 }
             })
         })

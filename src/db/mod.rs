@@ -1,14 +1,22 @@
 //! Small, named query functions over PostgreSQL. The HTTP layer calls these and knows no SQL.
 
 pub mod audit;
+pub mod groups;
 pub mod iam;
 pub mod identity;
+pub mod members;
 pub mod names;
+pub mod policies;
 pub mod readers;
 pub mod tokens;
+pub mod verification;
 
+use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
+
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 
@@ -81,6 +89,13 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
             )
         })?;
     Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedRef {
+    pub id: Uuid,
+    pub name: String,
 }
 
 /// One page of a list: `pageIndex` is 0-based, `pageSize` at most 100.

@@ -16,8 +16,8 @@ use super::validate::{valid_filter, valid_name};
 use crate::auth::Principal;
 use crate::auth::{commit_invalidating, Invalidation};
 use crate::credential::{canonical_email, PasswordHasher, PasswordPolicyError};
-use crate::db::iam::{self, MemberView};
-use crate::db::{audit, identity};
+use crate::db::members::{self, MemberView};
+use crate::db::{audit, iam, identity, policies};
 use crate::policy::{Statement, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,8 +54,8 @@ async fn list(
     let page = page(query.page_index, query.page_size)?;
     let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
-    let total_count = iam::count_members(&state.db, org, like.as_deref()).await?;
-    let items = iam::list_members(&state.db, org, like.as_deref(), None, page).await?;
+    let total_count = members::count(&state.db, org, like.as_deref()).await?;
+    let items = members::list(&state.db, org, like.as_deref(), None, page).await?;
     Ok(Data(Paged { total_count, items }))
 }
 
@@ -68,7 +68,7 @@ async fn get_member(
     principal: Principal,
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> ApiResult<Data<MemberView>> {
-    let member = iam::member(&state.db, principal.organization_id, user_id)
+    let member = members::get(&state.db, principal.organization_id, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Data(member))
@@ -117,7 +117,7 @@ async fn add(
         return Err(ApiError::bad_request("policyIds_is_invalid"));
     }
     for id in &policy_ids {
-        if iam::policy(&state.db, org, *id).await?.is_none() {
+        if policies::get(&state.db, org, *id).await?.is_none() {
             return Err(ApiError::bad_request("policyIds_is_invalid"));
         }
     }
@@ -141,7 +141,7 @@ async fn add(
     iam::lock_for_write(&mut tx, org).await?;
     let granter = Granter::of(&mut tx, &principal).await?;
     for id in &policy_ids {
-        let statements = iam::policy_statements(&mut *tx, org, *id)
+        let statements = policies::statements(&mut *tx, org, *id)
             .await?
             .ok_or_else(|| ApiError::bad_request("policyIds_is_invalid"))?;
         granter.may_give(&statements)?;
@@ -156,7 +156,7 @@ async fn add(
         (None, Some(hash)) => identity::create_user(&mut *tx, org, email, &name, &hash).await?,
         (None, None) => return Err(ApiError::bad_request("password_is_required")),
     };
-    if !iam::add_membership(&mut *tx, org, user_id).await? {
+    if !members::add(&mut *tx, org, user_id).await? {
         return Err(ApiError::Conflict("MemberAlreadyExists"));
     }
     for id in &policy_ids {
@@ -171,7 +171,7 @@ async fn add(
         json!({ "email": email, "policyIds": policy_ids }),
     )
     .await?;
-    let member = iam::member(&mut *tx, org, user_id)
+    let member = members::get(&mut *tx, org, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
@@ -206,11 +206,11 @@ async fn remove(
     iam::lock_for_write(&mut tx, org).await?;
     let granter = Granter::of(&mut tx, &principal).await?;
     guard_owner(&mut tx, &granter, org, user_id).await?;
-    if !iam::remove_membership(&mut *tx, org, user_id).await? {
+    if !members::remove(&mut *tx, org, user_id).await? {
         return Err(ApiError::NotFound);
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    let tokens = iam::deactivate_personal_tokens_of(&mut *tx, org, user_id).await?;
+    let tokens = members::deactivate_personal_tokens_of(&mut *tx, org, user_id).await?;
     for token_id in &tokens {
         audit::record(
             &mut *tx,
@@ -269,7 +269,7 @@ async fn attach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let statements = policies::statements(&mut *tx, org, policy_id).await?;
     let Some(statements) = statements else {
         return Err(ApiError::NotFound);
     };
@@ -308,7 +308,7 @@ async fn detach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let statements = policies::statements(&mut *tx, org, policy_id).await?;
     let Some(statements) = statements else {
         return Err(ApiError::NotFound);
     };
