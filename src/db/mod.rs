@@ -25,12 +25,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A pool that connects lazily: the service starts (and reports not-ready) while the database is
 /// down, and recovers by itself when it comes back.
 ///
-/// sqlx pings every connection it hands out by default: a second round trip per query (a cache
-/// miss served a quarter more requests without it). Only a connection idle for
-/// `TOKENGATE_DB_PING_AFTER_IDLE` (where a restarted server or a middlebox may have dropped it
-/// unseen) is pinged; one that fails the ping is replaced before the query runs. A connection in
-/// steady use is not: had it broken, its last query would have failed and sqlx would have
-/// closed it.
+/// sqlx pings every connection it hands out by default: a second round trip per query. Only a
+/// connection idle for `TOKENGATE_DB_PING_AFTER_IDLE` (where a restarted server or a middlebox
+/// may have dropped it unseen) is pinged; one that fails the ping is replaced before the query
+/// runs. A connection in steady use is not: had it broken, its last query would have failed and
+/// sqlx would have closed it.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let ping_after_idle = config.ping_after_idle();
     Ok(PgPoolOptions::new()

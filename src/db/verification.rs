@@ -31,9 +31,9 @@ pub struct VerifiedToken {
 }
 
 /// The token whose current secret has this digest. The credential's prefix says which kind it
-/// claims to be, and only personal tokens pay for the owner's live permissions: a query that
-/// merely carries those subqueries unexecuted costs PostgreSQL a third more per lookup (measured
-/// with pgbench). One unique-index lookup; a previous secret is [`by_previous_digest`]'s.
+/// claims to be, and only personal tokens pay for the owner's live permissions: even unexecuted,
+/// those subqueries make PostgreSQL's work per lookup markedly larger. One unique-index lookup;
+/// a previous secret is [`by_previous_digest`]'s.
 pub async fn by_digest(
     db: impl PgExecutor<'_>,
     digest: Digest,
@@ -72,8 +72,7 @@ pub async fn by_digest(
 
 /// The token whose previous secret has this digest, while the grace period after its rotation
 /// lasts (`grace_ends_at`). Asked only when [`by_digest`] finds nothing: a second branch in the
-/// same statement cost every lookup a quarter more in PostgreSQL (pgbench), and old secrets are
-/// rare and soon cached. The owner's live permissions are not read here (the caller reads them
+/// same statement would cost every lookup, and old secrets are rare and soon cached. The owner's live permissions are not read here (the caller reads them
 /// as it does for a cached token).
 pub async fn by_previous_digest(
     db: impl PgExecutor<'_>,
