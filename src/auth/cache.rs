@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::parsed::ParsedStatements;
 use crate::credential::Digest;
 use crate::db::tokens::{TokenKind, TokenStatus};
 use crate::policy::Layer;
@@ -87,8 +86,6 @@ pub struct Caches {
     /// How many times the listener lost its connection (for tests and metrics).
     listener_losses: AtomicU64,
     pub stats: CacheStats,
-    /// Statement JSON already parsed: not a verdict cache (see `parsed`), so never invalidated.
-    pub parsed: ParsedStatements,
 }
 
 /// Counters for `/metrics`.
@@ -128,7 +125,6 @@ impl Caches {
             enabled: AtomicBool::new(false),
             listener_losses: AtomicU64::new(0),
             stats: CacheStats::default(),
-            parsed: ParsedStatements::default(),
         }
     }
 

@@ -6,7 +6,6 @@ pub mod cache;
 mod extract;
 pub mod invalidation;
 pub mod last_used;
-pub mod parsed;
 mod principal;
 pub mod rate_limit;
 mod refusal;

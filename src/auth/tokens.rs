@@ -12,7 +12,7 @@ use super::{Refusal, Verifier};
 use crate::credential::{Credential, CredentialKind, Digest};
 use crate::db::tokens::{TokenKind, TokenStatus};
 use crate::db::verification;
-use crate::policy::Layers;
+use crate::policy::{Layers, Statement};
 
 /// The principal a personal or service token acts as, if it may act at all.
 pub(super) async fn token_principal(
@@ -134,12 +134,10 @@ async fn load(
         return Err(Refusal::Unauthorized);
     };
     let corrupt = |e: serde_json::Error| Refusal::Database(sqlx::Error::Decode(Box::new(e)));
-    // JSON arrives as text; text seen before is not parsed again (`auth::parsed`).
-    let parsed = &caches.parsed;
-    let frozen = parsed.layers(&row.ceiling).map_err(corrupt)?.to_vec();
+    let frozen: Vec<Vec<Statement>> = serde_json::from_str(&row.ceiling).map_err(corrupt)?;
     let scope = row
         .scope
-        .map(|scope| parsed.list(&scope))
+        .map(|scope| serde_json::from_str(&scope).map(Arc::new))
         .transpose()
         .map_err(corrupt)?;
     let live = match (row.owner_is_member, &row.live_statements) {
@@ -147,7 +145,7 @@ async fn load(
             // The same round trip brought the owner's live permissions: remember them too.
             let live = Arc::new(LiveEntry {
                 is_member,
-                statements: parsed.list(statements).map_err(corrupt)?,
+                statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
             });
             caches.insert_live(
                 generation,
@@ -167,7 +165,7 @@ async fn load(
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
         creator_id: row.creator_id,
-        frozen,
+        frozen: frozen.into_iter().map(Arc::new).collect(),
         scope,
         last_noted: std::sync::atomic::AtomicI64::new(0),
     });

@@ -18,7 +18,7 @@ pub struct VerifiedToken {
     pub kind: TokenKind,
     pub status: TokenStatus,
     pub creator_id: Uuid,
-    /// JSON text, parsed by the caller (`auth::parsed`).
+    /// JSON text, parsed by the caller.
     pub scope: Option<String>,
     pub ceiling: String,
     pub expires_at: Option<DateTime<Utc>>,
