@@ -10,8 +10,9 @@ use axum::http::{header, HeaderMap, HeaderName};
 use uuid::Uuid;
 
 use super::principal::{CurrentSession, Principal, PrincipalKind};
+use super::refusal::Refusal;
 use super::tokens::token_principal;
-use super::{Refusal, Verifier};
+use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind};
 use crate::db::identity::{self, UserView};
 use crate::policy::Layers;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Refusal;
+use super::refusal::Refusal;
 use crate::db::audit::Actor;
 use crate::db::identity::UserView;
 use crate::policy::Layers;

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::cache::{CacheStats, CachedToken, LiveEntry, TokenLookup};
 use super::principal::{Principal, PrincipalKind};
-use super::{Refusal, Verifier};
+use super::refusal::Refusal;
+use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind, Digest};
 use crate::db::tokens::{TokenKind, TokenStatus};
 use crate::db::verification;

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::iam::parse_statements;
-use super::{NamedRef, Page};
+use super::lists::{NamedRef, Page};
 use crate::names::unique_key;
 use crate::policy::Statement;
 

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod groups;
 pub mod iam;
 pub mod identity;
+pub mod lists;
 pub mod members;
 pub mod names;
 pub mod policies;
@@ -11,14 +12,12 @@ pub mod readers;
 pub mod tokens;
 pub mod verification;
 
-use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 
-use utoipa::ToSchema;
-use uuid::Uuid;
-
 use crate::config::DatabaseConfig;
+
+pub use lists::{contains_pattern, NamedRef, Page};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -88,55 +87,4 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
             )
         })?;
     Ok(())
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NamedRef {
-    pub id: Uuid,
-    pub name: String,
-}
-
-/// One page of a list: `pageIndex` is 0-based, `pageSize` at most 100.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub index: i64,
-    pub size: i64,
-}
-
-impl Page {
-    pub fn offset(&self) -> i64 {
-        self.index.saturating_mul(self.size)
-    }
-}
-
-/// `name ILIKE '%…%'` with the user's `%`, `_` and `\` taken literally.
-pub fn contains_pattern(needle: Option<&str>) -> Option<String> {
-    needle.filter(|n| !n.is_empty()).map(|n| {
-        let mut escaped = String::with_capacity(n.len() + 2);
-        escaped.push('%');
-        for c in n.chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                escaped.push('\\');
-            }
-            escaped.push(c);
-        }
-        escaped.push('%');
-        escaped
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(
-            contains_pattern(Some("a%b_c\\")).as_deref(),
-            Some("%a\\%b\\_c\\\\%")
-        );
-        assert_eq!(contains_pattern(Some("")), None);
-        assert_eq!(contains_pattern(None), None);
-    }
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::iam::parse_statements;
-use super::Page;
+use super::lists::Page;
 use crate::names::unique_key;
 use crate::policy::Statement;
 

@@ -7,7 +7,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Page;
+use super::lists::Page;
 use crate::credential::{CredentialKind, Digest};
 use crate::db::identity::UserView;
 use crate::names::unique_key;
