@@ -1,7 +1,7 @@
 use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: the request path allocates small, short-lived buffers
-/// from both worker threads, where glibc's arenas cost a tenth of a verification (bench/).
+/// from every worker thread, which glibc's arenas serve slowly (`docs/benchmarks.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,8 +1,7 @@
 //! Per-process verification caches (SPEC §7): digest → token, and (organization, member) → live
-//! permissions. Revocation stays immediate because every write that can change a verdict
-//! invalidates this process's entries before its response is sent and `NOTIFY`s the other
-//! replicas in the same transaction; while the `LISTEN` connection is down the caches are
-//! bypassed.
+//! permissions. Revocation stays immediate because every write that can change a verdict drops
+//! the entries it affects before its response is sent (`auth::invalidation` says which, here and
+//! on the other replicas); while the `LISTEN` connection is down the caches are bypassed.
 //!
 //! A read that misses records the invalidation generation before it queries, and only inserts
 //! what it read if no invalidation happened meanwhile: a slow read can never put back a verdict
@@ -16,8 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::parsed::ParsedStatements;
 use crate::credential::Digest;
+use crate::db::tokens::{TokenKind, TokenStatus};
 use crate::policy::Layer;
 
 /// What evaluation needs of a token, parsed once.
@@ -25,8 +24,8 @@ use crate::policy::Layer;
 pub struct CachedToken {
     pub id: Uuid,
     pub organization_id: Uuid,
-    pub personal: bool,
-    pub active: bool,
+    pub kind: TokenKind,
+    pub status: TokenStatus,
     pub expires_at: Option<DateTime<Utc>>,
     /// When the digest is a rotated-out secret: the end of its grace period.
     pub grace_ends_at: Option<DateTime<Utc>>,
@@ -51,40 +50,6 @@ enum TokenSlot {
     Known(Arc<CachedToken>),
     /// A well-formed digest that matched no token, remembered briefly.
     Unknown,
-}
-
-/// What a write changed, as sent between replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Invalidation {
-    /// A token's status, name, secret or existence.
-    Token(Uuid),
-    /// Policies, links or memberships of an organization: live permissions, and the status of
-    /// personal tokens of removed members.
-    Organization(Uuid),
-    /// Everything (the listener reconnected and may have missed messages).
-    All,
-}
-
-impl Invalidation {
-    pub const CHANNEL: &'static str = "tokengate_invalidation";
-
-    pub fn payload(&self) -> String {
-        match self {
-            Invalidation::Token(id) => format!("t:{id}"),
-            Invalidation::Organization(id) => format!("o:{id}"),
-            Invalidation::All => "*".to_owned(),
-        }
-    }
-
-    /// Unknown payloads mean "everything": a newer replica may speak a richer language.
-    pub fn parse(payload: &str) -> Invalidation {
-        let parsed = match payload.split_once(':') {
-            Some(("t", id)) => id.parse().ok().map(Invalidation::Token),
-            Some(("o", id)) => id.parse().ok().map(Invalidation::Organization),
-            _ => None,
-        };
-        parsed.unwrap_or(Invalidation::All)
-    }
 }
 
 /// (organization, member).
@@ -121,8 +86,6 @@ pub struct Caches {
     /// How many times the listener lost its connection (for tests and metrics).
     listener_losses: AtomicU64,
     pub stats: CacheStats,
-    /// Statement JSON already parsed: not a verdict cache (see `parsed`), so never invalidated.
-    pub parsed: ParsedStatements,
 }
 
 /// Counters for `/metrics`.
@@ -162,7 +125,6 @@ impl Caches {
             enabled: AtomicBool::new(false),
             listener_losses: AtomicU64::new(0),
             stats: CacheStats::default(),
-            parsed: ParsedStatements::default(),
         }
     }
 
@@ -249,29 +211,40 @@ impl Caches {
         map.insert(key, (Instant::now(), value));
     }
 
-    /// Drops every entry the change can affect. Call after the writing transaction commits.
-    pub fn invalidate(&self, what: Invalidation) {
+    /// Drops a token's entries, and every remembered unknown digest: a creation or rotation
+    /// makes a new digest known.
+    pub fn drop_token(&self, id: Uuid) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut tokens) = self.tokens.write() {
-            match what {
-                Invalidation::Token(id) => tokens.retain(|_, (_, slot)| match slot {
-                    TokenSlot::Known(t) => t.id != id,
-                    // A rotation or creation makes a new digest known: forget every "unknown".
-                    TokenSlot::Unknown => false,
-                }),
-                Invalidation::Organization(org) => tokens.retain(|_, (_, slot)| match slot {
-                    TokenSlot::Known(t) => t.organization_id != org,
-                    TokenSlot::Unknown => true,
-                }),
-                Invalidation::All => tokens.clear(),
-            }
+            tokens.retain(|_, (_, slot)| match slot {
+                TokenSlot::Known(t) => t.id != id,
+                TokenSlot::Unknown => false,
+            });
+        }
+    }
+
+    /// Drops an organization's tokens and live permissions.
+    pub fn drop_organization(&self, org: Uuid) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut tokens) = self.tokens.write() {
+            tokens.retain(|_, (_, slot)| match slot {
+                TokenSlot::Known(t) => t.organization_id != org,
+                TokenSlot::Unknown => true,
+            });
         }
         if let Ok(mut live) = self.live.write() {
-            match what {
-                Invalidation::Token(_) => {}
-                Invalidation::Organization(org) => live.retain(|(o, _), _| *o != org),
-                Invalidation::All => live.clear(),
-            }
+            live.retain(|(o, _), _| *o != org);
+        }
+    }
+
+    /// Drops everything.
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut tokens) = self.tokens.write() {
+            tokens.clear();
+        }
+        if let Ok(mut live) = self.live.write() {
+            live.clear();
         }
     }
 
@@ -280,7 +253,7 @@ impl Caches {
         if !enabled && self.enabled.swap(false, Ordering::AcqRel) {
             self.listener_losses.fetch_add(1, Ordering::AcqRel);
         }
-        self.invalidate(Invalidation::All);
+        self.clear();
         if enabled {
             self.enabled.store(true, Ordering::Release);
         }
@@ -304,8 +277,8 @@ mod tests {
         Arc::new(CachedToken {
             id,
             organization_id: org,
-            personal: false,
-            active: true,
+            kind: TokenKind::Service,
+            status: TokenStatus::Active,
             expires_at: None,
             grace_ends_at: None,
             creator_id: Uuid::nil(),
@@ -338,7 +311,7 @@ mod tests {
         let caches = enabled();
         let id = Uuid::new_v4();
         let g = caches.generation();
-        caches.invalidate(Invalidation::Token(id));
+        caches.drop_token(id);
         caches.insert_token(g, Digest([2; 32]), Some(token(id, Uuid::new_v4())));
         assert!(matches!(caches.token(&Digest([2; 32])), TokenLookup::Miss));
     }
@@ -358,7 +331,7 @@ mod tests {
             caches.token(&Digest([4; 32])),
             TokenLookup::KnownUnknown
         ));
-        caches.invalidate(Invalidation::Token(id));
+        caches.drop_token(id);
         assert!(matches!(caches.token(&Digest([3; 32])), TokenLookup::Miss));
         assert!(matches!(caches.token(&Digest([4; 32])), TokenLookup::Miss));
     }
@@ -377,7 +350,7 @@ mod tests {
         });
         caches.insert_live(g, org, user, entry.clone());
         caches.insert_live(g, other, user, entry);
-        caches.invalidate(Invalidation::Organization(org));
+        caches.drop_organization(org);
         assert!(matches!(caches.token(&Digest([5; 32])), TokenLookup::Miss));
         assert!(matches!(
             caches.token(&Digest([6; 32])),
@@ -400,18 +373,5 @@ mod tests {
         }
         let len = caches.tokens.read().map(|t| t.len()).unwrap_or(usize::MAX);
         assert!(len <= 2);
-    }
-
-    #[test]
-    fn payloads_round_trip_and_unknown_ones_mean_everything() {
-        let id = Uuid::new_v4();
-        for inv in [
-            Invalidation::Token(id),
-            Invalidation::Organization(id),
-            Invalidation::All,
-        ] {
-            assert_eq!(Invalidation::parse(&inv.payload()), inv);
-        }
-        assert_eq!(Invalidation::parse("x:garbage"), Invalidation::All);
     }
 }

@@ -36,7 +36,7 @@ impl LastUsed {
             return Ok(0);
         }
         let (ids, at): (Vec<Uuid>, Vec<DateTime<Utc>>) = batch.iter().copied().unzip();
-        match crate::db::tokens::record_last_used(db, &ids, &at).await {
+        match crate::db::verification::record_last_used(db, &ids, &at).await {
             Ok(()) => Ok(batch.len()),
             Err(e) => {
                 if let Ok(mut pending) = self.pending.lock() {

@@ -1,16 +1,21 @@
-//! Who is calling: the `Principal` and the extractors that produce it from `Authorization`,
-//! the verification caches and their invalidation across replicas.
+//! Who is calling: the `Principal`, the extractors that prove it from `Authorization`, the
+//! verification caches and their invalidation across replicas. Nothing here speaks HTTP status
+//! codes: a request turned away is a `Refusal`, which the HTTP layer answers.
 
 pub mod cache;
+mod extract;
+pub mod invalidation;
 pub mod last_used;
-pub mod listener;
-pub mod parsed;
 mod principal;
 pub mod rate_limit;
-pub mod tokens;
+mod refusal;
+mod tokens;
+mod verifier;
 
-pub use cache::{CacheConfig, Caches, Invalidation};
+pub use cache::{CacheConfig, Caches};
+pub use extract::{bearer_credential, client_ip, ORGANIZATION_HEADER};
+pub use invalidation::{commit_invalidating, Invalidation};
 pub use last_used::LastUsed;
-pub use principal::{
-    bearer_credential, live_permissions, CurrentSession, Principal, PrincipalKind,
-};
+pub use principal::{CurrentSession, Principal, PrincipalKind};
+pub use refusal::Refusal;
+pub use verifier::{Verifier, VerifierParts};

@@ -166,6 +166,49 @@ impl LoginAttempt<'_> {
     }
 }
 
+/// How many failures the limits allow (SPEC §4.2 defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct FailureLimits {
+    pub auth_failures_per_minute: u32,
+    pub auth_failure_burst: u32,
+    pub login_failures_per_15_minutes: u32,
+    /// Failed logins from one client address, whatever the accounts (password spraying).
+    pub address_login_failures_per_15_minutes: u32,
+}
+
+impl Default for FailureLimits {
+    fn default() -> Self {
+        FailureLimits {
+            auth_failures_per_minute: 60,
+            auth_failure_burst: 30,
+            login_failures_per_15_minutes: 10,
+            address_login_failures_per_15_minutes: 50,
+        }
+    }
+}
+
+impl FailureLimits {
+    /// Failed authentications per client address.
+    pub fn auth_failures(&self) -> RateLimiter<ClientAddress> {
+        RateLimiter::new(
+            self.auth_failures_per_minute,
+            Duration::from_secs(60),
+            self.auth_failure_burst,
+        )
+    }
+
+    /// Failed logins per account and address, and per address.
+    pub fn login_failures(&self) -> LoginLimiter {
+        let per = Duration::from_secs(15 * 60);
+        let account = self.login_failures_per_15_minutes;
+        let address = self.address_login_failures_per_15_minutes;
+        LoginLimiter::new(
+            RateLimiter::new(account, per, account),
+            RateLimiter::new(address, per, address),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

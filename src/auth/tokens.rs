@@ -7,34 +7,37 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::cache::{CacheStats, CachedToken, LiveEntry, TokenLookup};
-use super::{live_permissions, Principal, PrincipalKind};
+use super::principal::{Principal, PrincipalKind};
+use super::refusal::Refusal;
+use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind, Digest};
-use crate::db::tokens;
-use crate::http::{ApiError, AppState};
-use crate::policy::Layers;
+use crate::db::tokens::{TokenKind, TokenStatus};
+use crate::db::verification;
+use crate::policy::{Layers, Statement};
 
-pub async fn principal(
-    state: &AppState,
+/// The principal a personal or service token acts as, if it may act at all.
+pub(super) async fn token_principal(
+    verifier: &Verifier,
     credential: &Credential,
     requested_org: Option<Uuid>,
-) -> Result<Principal, ApiError> {
-    let digest = state.hash_key.digest(credential);
-    let stats = &state.caches.stats;
+) -> Result<Principal, Refusal> {
+    let digest = verifier.hash_key.digest(credential);
+    let stats = &verifier.caches.stats;
     // On a miss, the owner's live permissions come with the token (one round trip), and are
     // used as read even when the caches are bypassed (listener down, or caching off).
-    let (token, fresh_live) = match state.caches.token(&digest) {
+    let (token, fresh_live) = match verifier.caches.token(&digest) {
         TokenLookup::Hit(token) => {
             CacheStats::count(&stats.token_hits);
             (token, None)
         }
         TokenLookup::KnownUnknown => {
             CacheStats::count(&stats.token_hits);
-            return Err(ApiError::Unauthorized);
+            return Err(Refusal::Unauthorized);
         }
         TokenLookup::Miss => {
             CacheStats::count(&stats.token_misses);
             load(
-                state,
+                verifier,
                 digest,
                 credential.kind() == CredentialKind::PersonalToken,
             )
@@ -43,27 +46,28 @@ pub async fn principal(
     };
     let now = Utc::now();
     // The prefix is part of the secret, so a mismatch means a corrupted row: refuse it.
-    let expected_kind = if token.personal {
-        CredentialKind::PersonalToken
-    } else {
-        CredentialKind::ServiceToken
-    };
-    if credential.kind() != expected_kind || token.grace_ends_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::Unauthorized);
+    if credential.kind() != token.kind.credential()
+        || token.grace_ends_at.is_some_and(|at| at <= now)
+    {
+        return Err(Refusal::Unauthorized);
     }
     if requested_org.is_some_and(|org| org != token.organization_id)
-        || !token.active
+        || token.status != TokenStatus::Active
         || token.expires_at.is_some_and(|at| at <= now)
     {
-        return Err(ApiError::Forbidden);
+        return Err(Refusal::Forbidden);
     }
-    let live = if token.personal {
+    let live = if token.kind == TokenKind::Personal {
         let live = match fresh_live {
             Some(live) => live,
-            None => live_permissions(state, token.organization_id, token.creator_id).await?,
+            None => {
+                verifier
+                    .live_permissions(token.organization_id, token.creator_id)
+                    .await?
+            }
         };
         if !live.is_member {
-            return Err(ApiError::Forbidden);
+            return Err(Refusal::Forbidden);
         }
         Some(live.statements.clone())
     } else {
@@ -76,7 +80,7 @@ pub async fn principal(
     };
     if layers.is_empty() {
         // A service token always has a scope; no layer would deny anyway, but say so.
-        return Err(ApiError::Forbidden);
+        return Err(Refusal::Forbidden);
     }
     // Note the use at most once a second per token: no lock on the hot path otherwise.
     let second = now.timestamp();
@@ -85,18 +89,17 @@ pub async fn principal(
         .swap(second, std::sync::atomic::Ordering::Relaxed)
         != second
     {
-        state.last_used.touch(token.id);
+        verifier.last_used.touch(token.id);
     }
-    let kind = if token.personal {
-        PrincipalKind::PersonalToken {
+    let kind = match token.kind {
+        TokenKind::Personal => PrincipalKind::PersonalToken {
             token_id: token.id,
             owner_id: token.creator_id,
-        }
-    } else {
-        PrincipalKind::ServiceToken {
+        },
+        TokenKind::Service => PrincipalKind::ServiceToken {
             token_id: token.id,
             creator_id: token.creator_id,
-        }
+        },
     };
     Ok(Principal {
         kind,
@@ -109,35 +112,33 @@ pub async fn principal(
 /// One round trip for a token the cache does not know, remembered for the next request (an
 /// unknown digest only briefly). For a personal token, also its owner's live permissions.
 async fn load(
-    state: &AppState,
+    verifier: &Verifier,
     digest: Digest,
     personal: bool,
-) -> Result<(Arc<CachedToken>, Option<Arc<LiveEntry>>), ApiError> {
-    let generation = state.caches.generation();
-    CacheStats::count(&state.caches.stats.db_lookups);
-    let row = state
+) -> Result<(Arc<CachedToken>, Option<Arc<LiveEntry>>), Refusal> {
+    let caches = &verifier.caches;
+    let generation = caches.generation();
+    CacheStats::count(&caches.stats.db_lookups);
+    let row = verifier
         .readers
         .read_detached(move |conn| {
             Box::pin(async move {
-                match tokens::by_digest(&mut *conn, digest, personal).await? {
+                match verification::by_digest(&mut *conn, digest, personal).await? {
                     Some(row) => Ok(Some(row)),
-                    None => tokens::by_previous_digest(conn, digest).await,
+                    None => verification::by_previous_digest(conn, digest).await,
                 }
             })
         })
         .await?;
     let Some(row) = row else {
-        state.caches.insert_token(generation, digest, None);
-        return Err(ApiError::Unauthorized);
+        caches.insert_token(generation, digest, None);
+        return Err(Refusal::Unauthorized);
     };
-    let corrupt =
-        |e: serde_json::Error| ApiError::Internal(anyhow::anyhow!("corrupt token row: {e}"));
-    // JSON arrives as text; text seen before is not parsed again (`auth::parsed`).
-    let parsed = &state.caches.parsed;
-    let frozen = parsed.layers(&row.ceiling).map_err(corrupt)?.to_vec();
+    let corrupt = |e: serde_json::Error| Refusal::Database(sqlx::Error::Decode(Box::new(e)));
+    let frozen: Vec<Vec<Statement>> = serde_json::from_str(&row.ceiling).map_err(corrupt)?;
     let scope = row
         .scope
-        .map(|scope| parsed.list(&scope))
+        .map(|scope| serde_json::from_str(&scope).map(Arc::new))
         .transpose()
         .map_err(corrupt)?;
     let live = match (row.owner_is_member, &row.live_statements) {
@@ -145,9 +146,9 @@ async fn load(
             // The same round trip brought the owner's live permissions: remember them too.
             let live = Arc::new(LiveEntry {
                 is_member,
-                statements: parsed.list(statements).map_err(corrupt)?,
+                statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
             });
-            state.caches.insert_live(
+            caches.insert_live(
                 generation,
                 row.organization_id,
                 row.creator_id,
@@ -160,17 +161,15 @@ async fn load(
     let token = Arc::new(CachedToken {
         id: row.id,
         organization_id: row.organization_id,
-        personal: row.personal,
-        active: row.active,
+        kind: row.kind,
+        status: row.status,
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
         creator_id: row.creator_id,
-        frozen,
+        frozen: frozen.into_iter().map(Arc::new).collect(),
         scope,
         last_noted: std::sync::atomic::AtomicI64::new(0),
     });
-    state
-        .caches
-        .insert_token(generation, digest, Some(token.clone()));
+    caches.insert_token(generation, digest, Some(token.clone()));
     Ok((token, live))
 }

@@ -6,7 +6,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::Credential;
+use super::format::Credential;
 
 /// The server's HMAC key (`TOKENGATE_HASH_KEY`): at least 32 bytes. `Debug` never prints it.
 /// Kept as a keyed HMAC state, so each digest starts from the precomputed key pads.

@@ -6,7 +6,7 @@ use sqlx::PgExecutor;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Page;
+use super::lists::Page;
 
 /// Who did it: a member through a web session, or a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,28 +1,34 @@
 //! Small, named query functions over PostgreSQL. The HTTP layer calls these and knows no SQL.
 
 pub mod audit;
+pub mod groups;
 pub mod iam;
 pub mod identity;
+pub mod lists;
+pub mod members;
 pub mod names;
+pub mod policies;
 pub mod readers;
 pub mod tokens;
+pub mod verification;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 
 use crate::config::DatabaseConfig;
 
+pub use lists::{contains_pattern, NamedRef, Page};
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A pool that connects lazily: the service starts (and reports not-ready) while the database is
 /// down, and recovers by itself when it comes back.
 ///
-/// sqlx pings every connection it hands out by default: a second round trip per query (a cache
-/// miss served a quarter more requests without it). Only a connection idle for
-/// `TOKENGATE_DB_PING_AFTER_IDLE` (where a restarted server or a middlebox may have dropped it
-/// unseen) is pinged; one that fails the ping is replaced before the query runs. A connection in
-/// steady use is not: had it broken, its last query would have failed and sqlx would have
-/// closed it.
+/// sqlx pings every connection it hands out by default: a second round trip per query. Only a
+/// connection idle for `TOKENGATE_DB_PING_AFTER_IDLE` (where a restarted server or a middlebox
+/// may have dropped it unseen) is pinged; one that fails the ping is replaced before the query
+/// runs. A connection in steady use is not: had it broken, its last query would have failed and
+/// sqlx would have closed it.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let ping_after_idle = config.ping_after_idle();
     Ok(PgPoolOptions::new()
@@ -40,16 +46,18 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .connect_lazy(config.database_url.expose())?)
 }
 
-/// Whether `e` says the connection a query ran on was lost (its backend killed, or the link
-/// dropped while it sat idle) rather than anything about the query. A database that is down
-/// shows up as a pool timeout instead, which this does not count.
+/// Whether `e` says the connection a query ran on was lost (its backend killed or shut down,
+/// the link dropped while it sat idle, the server not accepting connections) rather than
+/// anything about the query. A database that is down shows up as a pool timeout instead, which
+/// this does not count.
 pub fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db
             .code()
-            // 57P01 admin shutdown, 57P02 crash shutdown, 08xxx connection exceptions.
-            .is_some_and(|c| c == "57P01" || c == "57P02" || c.starts_with("08")),
+            // 57Pxx operator intervention (admin or crash shutdown, cannot connect now, ...),
+            // 08xxx connection exceptions.
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
         _ => false,
     }
 }
@@ -79,63 +87,4 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
             )
         })?;
     Ok(())
-}
-
-/// Queues a cache invalidation for every replica; PostgreSQL delivers it when `tx` commits.
-pub async fn notify(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    what: crate::auth::Invalidation,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "select pg_notify($1, $2)",
-        crate::auth::Invalidation::CHANNEL,
-        what.payload()
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// One page of a list: `pageIndex` is 0-based, `pageSize` at most 100.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub index: i64,
-    pub size: i64,
-}
-
-impl Page {
-    pub fn offset(&self) -> i64 {
-        self.index.saturating_mul(self.size)
-    }
-}
-
-/// `name ILIKE '%…%'` with the user's `%`, `_` and `\` taken literally.
-pub fn contains_pattern(needle: Option<&str>) -> Option<String> {
-    needle.filter(|n| !n.is_empty()).map(|n| {
-        let mut escaped = String::with_capacity(n.len() + 2);
-        escaped.push('%');
-        for c in n.chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                escaped.push('\\');
-            }
-            escaped.push(c);
-        }
-        escaped.push('%');
-        escaped
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(
-            contains_pattern(Some("a%b_c\\")).as_deref(),
-            Some("%a\\%b\\_c\\\\%")
-        );
-        assert_eq!(contains_pattern(Some("")), None);
-        assert_eq!(contains_pattern(None), None);
-    }
 }

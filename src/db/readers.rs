@@ -1,70 +1,35 @@
-//! Connections of their own for verification reads, beside the sqlx pool.
+//! Connections of their own for verification reads, in a deadpool pool beside the sqlx one.
 //!
-//! sqlx's pool gives a connection back on a task of its own, and pings it there (a `Sync` round
-//! trip) before anyone can have it again; no option turns that off. For a cache miss that is a
-//! second round trip and a second task on every lookup. Verification reads are short, read-only
-//! and never in a transaction, so they run on a few connections kept here instead:
+//! sqlx's pool gives a connection back on a task of its own, and pings it there before anyone
+//! can have it again; no option turns that off. For a cache miss that is a second round trip and
+//! a second task on every lookup. Verification reads are short, read-only and never in a
+//! transaction, so they run on a deadpool pool whose manager (`Manager`) pings a connection only
+//! when it was last handed out `TOKENGATE_DB_PING_AFTER_IDLE` ago or more:
 //!
-//! - taken and put back by the reading task itself, last in first out;
-//! - pinged only when idle for `TOKENGATE_DB_PING_AFTER_IDLE` (as the pool's are);
+//! - handed out last in, first out, so the connections in use stay warm;
 //! - put back only after a read that succeeded: a connection whose read failed, or whose read
 //!   was dropped half-way, is closed, never reused;
-//! - closed once idle for ten minutes or open for thirty (sqlx's pool defaults), so a replica's
-//!   connections follow a database failover.
+//! - replaced once idle for ten minutes or open for thirty (sqlx's pool defaults), so a
+//!   replica's connections follow a database failover.
 //!
 //! A read whose connection turns out to have been lost (killed while idle, unseen) runs again on
 //! another: [`Readers::read`].
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleError};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::DatabaseConfig;
-
-/// `TOKENGATE_DB_VERIFY_CONNECTIONS` unless set.
-pub const DEFAULT_CONNECTIONS: u32 = 8;
-/// `TOKENGATE_DB_PING_AFTER_IDLE` unless set.
-pub const DEFAULT_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+use crate::config::{DatabaseConfig, DEFAULT_PING_AFTER_IDLE_SECS, DEFAULT_VERIFY_CONNECTIONS};
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// A read on a borrowed connection (boxed: the future borrows the connection).
 pub type ReadFuture<'c, T> = Pin<Box<dyn Future<Output = sqlx::Result<T>> + Send + 'c>>;
-
-/// The verification connections of one replica; cheap to clone.
-#[derive(Clone)]
-pub struct Readers(Arc<Inner>);
-
-struct Inner {
-    options: PgConnectOptions,
-    max: usize,
-    /// One permit per connection that may be open and in use.
-    slots: Arc<Semaphore>,
-    idle: Mutex<Vec<Idle>>,
-    acquire_timeout: Duration,
-    ping_after_idle: Duration,
-}
-
-struct Idle {
-    conn: PgConnection,
-    opened: Instant,
-    since: Instant,
-}
-
-/// A connection taken for one read; it goes back only through [`Lease::put_back`], and is
-/// closed when the lease is dropped without it.
-struct Lease {
-    readers: Arc<Inner>,
-    conn: Option<PgConnection>,
-    opened: Instant,
-    _slot: OwnedSemaphorePermit,
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReadersConfig {
@@ -77,9 +42,9 @@ impl ReadersConfig {
     /// The defaults, beside `pool` (whose acquire timeout they share).
     pub fn beside(pool: &sqlx::PgPool) -> Self {
         ReadersConfig {
-            max_connections: DEFAULT_CONNECTIONS as usize,
+            max_connections: DEFAULT_VERIFY_CONNECTIONS as usize,
             acquire_timeout: pool.options().get_acquire_timeout(),
-            ping_after_idle: DEFAULT_PING_AFTER_IDLE,
+            ping_after_idle: Duration::from_secs(DEFAULT_PING_AFTER_IDLE_SECS),
         }
     }
 
@@ -92,18 +57,63 @@ impl ReadersConfig {
     }
 }
 
+/// Opens verification connections, and checks one before it is handed out again.
+pub struct Manager {
+    options: PgConnectOptions,
+    ping_after_idle: Duration,
+}
+
+impl managed::Manager for Manager {
+    type Type = PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> sqlx::Result<PgConnection> {
+        self.options.connect().await
+    }
+
+    /// `last_used` is when the connection was last handed out; reads are short, so that is
+    /// when it went idle, near enough.
+    async fn recycle(
+        &self,
+        conn: &mut PgConnection,
+        metrics: &Metrics,
+    ) -> managed::RecycleResult<sqlx::Error> {
+        if metrics.created.elapsed() >= MAX_LIFETIME || metrics.last_used() >= IDLE_TIMEOUT {
+            return Err(RecycleError::message("idle or open too long"));
+        }
+        if metrics.last_used() >= self.ping_after_idle {
+            // A restarted server or a middlebox may have dropped it unseen.
+            conn.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The verification connections of one replica; cheap to clone.
+#[derive(Clone)]
+pub struct Readers(managed::Pool<Manager>);
+
 impl Readers {
     /// Connects lazily, on the first read.
     pub fn new(options: PgConnectOptions, config: ReadersConfig) -> Self {
-        let max = config.max_connections.max(1);
-        Readers(Arc::new(Inner {
+        let manager = Manager {
             options,
-            max,
-            slots: Arc::new(Semaphore::new(max)),
-            idle: Mutex::new(Vec::with_capacity(max)),
-            acquire_timeout: config.acquire_timeout,
             ping_after_idle: config.ping_after_idle,
-        }))
+        };
+        let timeout = Some(config.acquire_timeout);
+        let pool = managed::Pool::builder(manager)
+            .max_size(config.max_connections.max(1))
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .queue_mode(QueueMode::Lifo)
+            .runtime(deadpool::Runtime::Tokio1)
+            .build();
+        match pool {
+            Ok(pool) => Readers(pool),
+            // Only a timeout without a runtime fails, and the runtime is given.
+            Err(e) => unreachable!("the readers' pool: {e}"),
+        }
     }
 
     /// Runs `read`, and again on another connection while its connection turns out to have been
@@ -113,11 +123,11 @@ impl Readers {
         &self,
         read: impl for<'c> Fn(&'c mut PgConnection) -> ReadFuture<'c, T>,
     ) -> sqlx::Result<T> {
-        let mut retries = self.0.max + 1;
+        let mut retries = self.0.status().max_size + 1;
         loop {
             let mut lease = self.lease().await?;
             // A lease holds its connection until it is put back.
-            let Some(conn) = lease.conn.as_mut() else {
+            let Some(conn) = lease.0.as_deref_mut() else {
                 return Err(sqlx::Error::PoolClosed);
             };
             match read(conn).await {
@@ -153,124 +163,55 @@ impl Readers {
 
     /// Connections open and idle right now.
     pub fn num_idle(&self) -> usize {
-        self.0.idle().len()
+        self.0.status().available
     }
 
-    /// Closes the idle connections (at shutdown), telling the server goodbye.
+    /// Closes the pool (at shutdown): idle connections are dropped, reads refused.
     pub async fn close(&self) {
-        let idle = std::mem::take(&mut *self.0.idle());
-        for Idle { conn, .. } in idle {
-            // A connection that is gone already has nothing to say goodbye to.
-            let _ = conn.close().await;
-        }
+        self.0.close();
     }
 
     async fn lease(&self) -> sqlx::Result<Lease> {
-        let inner = &self.0;
-        let deadline = tokio::time::Instant::now() + inner.acquire_timeout;
-        let slot = tokio::time::timeout_at(deadline, inner.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        while let Some(Idle {
-            mut conn,
-            opened,
-            since,
-        }) = inner.take_idle()
-        {
-            let idle_for = since.elapsed();
-            if idle_for >= inner.ping_after_idle {
-                // A restarted server or a middlebox may have dropped it unseen.
-                let ping = tokio::time::timeout_at(deadline, conn.ping()).await;
-                if !matches!(ping, Ok(Ok(()))) {
-                    continue;
-                }
-            }
-            return Ok(Lease {
-                readers: inner.clone(),
-                conn: Some(conn),
-                opened,
-                _slot: slot,
-            });
+        match self.0.get().await {
+            Ok(conn) => Ok(Lease(Some(conn))),
+            Err(PoolError::Backend(e)) => Err(e),
+            Err(PoolError::Closed) => Err(sqlx::Error::PoolClosed),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
-        let conn = tokio::time::timeout_at(deadline, inner.options.connect())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
-        Ok(Lease {
-            readers: inner.clone(),
-            conn: Some(conn),
-            opened: Instant::now(),
-            _slot: slot,
-        })
     }
 }
 
-impl Inner {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        // Nothing panics while holding it; a poisoned list is still a list.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The most recently used connection, after closing any idle for too long (the oldest are at
-    /// the bottom of the stack).
-    fn take_idle(&self) -> Option<Idle> {
-        let (stale, next) = {
-            let mut idle = self.idle();
-            let stale = idle
-                .iter()
-                .take_while(|c| c.since.elapsed() >= IDLE_TIMEOUT)
-                .count();
-            let stale: Vec<Idle> = idle.drain(..stale).collect();
-            (stale, idle.pop())
-        };
-        close_in_background(stale.into_iter().map(|idle| idle.conn));
-        next
-    }
-}
-
-/// Says goodbye to the server (a `Terminate` message, so its log shows no broken connection)
-/// on a task of its own; outside a runtime the connections are simply dropped.
-fn close_in_background(conns: impl IntoIterator<Item = PgConnection>) {
-    let conns: Vec<PgConnection> = conns.into_iter().collect();
-    if conns.is_empty() {
-        return;
-    }
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            for conn in conns {
-                let _ = conn.close().await;
-            }
-        });
-    }
-}
+/// A connection taken for one read. It goes back to the pool only through [`Lease::put_back`];
+/// dropped otherwise (the read failed, or was dropped half-way), it is closed.
+struct Lease(Option<Object<Manager>>);
 
 impl Lease {
     fn put_back(mut self) {
-        if self.opened.elapsed() >= MAX_LIFETIME {
-            return; // closed by the drop
-        }
-        if let Some(conn) = self.conn.take() {
-            self.readers.idle().push(Idle {
-                conn,
-                opened: self.opened,
-                since: Instant::now(),
-            });
-        }
-        // The slot is released after the push, so whoever takes it finds the connection.
+        // Dropping the object hands it back to the pool.
+        drop(self.0.take());
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        close_in_background(self.conn.take());
+        let Some(conn) = self.0.take() else { return };
+        let conn = Object::take(conn);
+        // Say goodbye to the server (a `Terminate` message, so its log shows no broken
+        // connection) on a task of its own; outside a runtime the connection is simply dropped.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = conn.close().await;
+            });
+        }
     }
 }
 
 impl std::fmt::Debug for Readers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.0.status();
         f.debug_struct("Readers")
-            .field("max", &self.0.max)
-            .field("idle", &self.num_idle())
+            .field("max", &status.max_size)
+            .field("idle", &status.available)
             .finish_non_exhaustive()
     }
 }

@@ -2,16 +2,44 @@
 //! column.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, Postgres, Transaction};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Page;
-use crate::credential::Digest;
+use super::lists::Page;
+use crate::credential::{CredentialKind, Digest};
 use crate::db::identity::UserView;
 use crate::names::unique_key;
 use crate::policy::Statement;
+
+/// A token's type: it acts for its owner, a member, or for the organization itself.
+// Stored as its name in `access_tokens.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "text")]
+pub enum TokenKind {
+    Personal,
+    Service,
+}
+
+impl TokenKind {
+    /// The credential prefix a token of this type carries.
+    pub fn credential(self) -> CredentialKind {
+        match self {
+            TokenKind::Personal => CredentialKind::PersonalToken,
+            TokenKind::Service => CredentialKind::ServiceToken,
+        }
+    }
+}
+
+/// Whether a token may be used (it may still have expired).
+// Stored as its name in `access_tokens.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "text")]
+pub enum TokenStatus {
+    Active,
+    Inactive,
+}
 
 /// A token as stored, minus its digests.
 #[derive(Debug, Clone)]
@@ -19,8 +47,8 @@ pub struct TokenRow {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub name: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: TokenKind,
+    pub status: TokenStatus,
     pub creator_id: Uuid,
     pub creator_name: String,
     pub creator_email: String,
@@ -34,11 +62,11 @@ pub struct TokenRow {
 
 impl TokenRow {
     pub fn is_personal(&self) -> bool {
-        self.kind == "Personal"
+        self.kind == TokenKind::Personal
     }
 
     pub fn is_active(&self) -> bool {
-        self.status == "Active"
+        self.status == TokenStatus::Active
     }
 
     pub fn view(self) -> TokenView {
@@ -68,11 +96,9 @@ impl TokenRow {
 pub struct TokenView {
     pub id: Uuid,
     pub name: String,
-    /// `Personal` or `Service`.
     #[serde(rename = "type")]
-    pub kind: String,
-    /// `Active` or `Inactive`.
-    pub status: String,
+    pub kind: TokenKind,
+    pub status: TokenStatus,
     /// The prefix and first characters of the secret, for recognising it (`tgs_Ab3x…`).
     pub hint: String,
     /// The token's own scope; `null` for an unscoped personal token.
@@ -88,7 +114,7 @@ pub struct TokenView {
 pub struct NewToken<'a> {
     pub organization_id: Uuid,
     pub name: &'a str,
-    pub kind: &'a str,
+    pub kind: TokenKind,
     pub creator_id: Uuid,
     pub created_by_token_id: Option<Uuid>,
     pub digest: &'a Digest,
@@ -108,7 +134,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewToken<'_>) -> sq
         new.organization_id,
         new.name,
         unique_key(new.name),
-        new.kind,
+        new.kind as TokenKind,
         new.creator_id,
         new.created_by_token_id,
         new.digest.as_bytes(),
@@ -133,8 +159,9 @@ pub async fn get(
     if for_update {
         sqlx::query_as!(
             TokenRow,
-            r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
-                 u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+            r#"select t.id, t.organization_id, t.name, t.type as "kind: TokenKind",
+                 t.status as "status: TokenStatus", t.creator_id, u.name as creator_name,
+                 u.email as creator_email, t.hint, t.scope,
                  t.expires_at, t.last_used_at, t.created_at, t.updated_at
                from access_tokens t join users u on u.id = t.creator_id
                where t.organization_id = $1 and t.id = $2
@@ -147,8 +174,9 @@ pub async fn get(
     } else {
         sqlx::query_as!(
             TokenRow,
-            r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
-                 u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+            r#"select t.id, t.organization_id, t.name, t.type as "kind: TokenKind",
+                 t.status as "status: TokenStatus", t.creator_id, u.name as creator_name,
+                 u.email as creator_email, t.hint, t.scope,
                  t.expires_at, t.last_used_at, t.created_at, t.updated_at
                from access_tokens t join users u on u.id = t.creator_id
                where t.organization_id = $1 and t.id = $2"#,
@@ -165,8 +193,8 @@ pub struct ListFilter<'a> {
     /// Only this token (a service token without `ListAccessTokens` sees itself alone).
     pub id: Option<Uuid>,
     pub name_like: Option<&'a str>,
-    pub kind: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub kind: Option<TokenKind>,
+    pub status: Option<TokenStatus>,
     pub creator_id: Option<Uuid>,
 }
 
@@ -186,8 +214,8 @@ pub async fn list(
              and ($6::uuid is null or t.id = $6)"#,
         organization_id,
         filter.name_like,
-        filter.kind,
-        filter.status,
+        filter.kind as Option<TokenKind>,
+        filter.status as Option<TokenStatus>,
         filter.creator_id,
         filter.id,
     )
@@ -195,8 +223,9 @@ pub async fn list(
     .await?;
     let rows = sqlx::query_as!(
         TokenRow,
-        r#"select t.id, t.organization_id, t.name, t.type as kind, t.status, t.creator_id,
-             u.name as creator_name, u.email as creator_email, t.hint, t.scope,
+        r#"select t.id, t.organization_id, t.name, t.type as "kind: TokenKind",
+             t.status as "status: TokenStatus", t.creator_id, u.name as creator_name,
+             u.email as creator_email, t.hint, t.scope,
              t.expires_at, t.last_used_at, t.created_at, t.updated_at
            from access_tokens t join users u on u.id = t.creator_id
            where t.organization_id = $1
@@ -209,8 +238,8 @@ pub async fn list(
            limit $7 offset $8"#,
         organization_id,
         filter.name_like,
-        filter.kind,
-        filter.status,
+        filter.kind as Option<TokenKind>,
+        filter.status as Option<TokenStatus>,
         filter.creator_id,
         filter.id,
         page.size,
@@ -305,13 +334,13 @@ pub async fn set_status(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
     id: Uuid,
-    status: &str,
+    status: TokenStatus,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update access_tokens set status = $3, updated_at = now() where organization_id = $1 and id = $2",
         organization_id,
         id,
-        status
+        status as TokenStatus
     )
     .execute(db)
     .await?;
@@ -357,116 +386,4 @@ pub async fn delete(
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Everything verification needs, in one round trip: the token and, for personal tokens,
-/// whether the owner is still a member and the owner's live statements.
-#[derive(Debug, Clone)]
-pub struct VerifiedToken {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub personal: bool,
-    pub active: bool,
-    pub creator_id: Uuid,
-    /// JSON text, parsed by the caller (`auth::parsed`).
-    pub scope: Option<String>,
-    pub ceiling: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Set when the digest is the previous secret of a rotation: the end of its grace period.
-    pub grace_ends_at: Option<DateTime<Utc>>,
-    /// For personal tokens: whether the owner is a member, and the owner's live statements as
-    /// JSON text. `None` for service tokens, whose power is frozen.
-    pub owner_is_member: Option<bool>,
-    pub live_statements: Option<String>,
-}
-
-/// The token whose current secret has this digest. The credential's prefix says which kind it
-/// claims to be, and only personal tokens pay for the owner's live permissions: a query that
-/// merely carries those subqueries unexecuted costs PostgreSQL a third more per lookup (measured
-/// with pgbench). One unique-index lookup; a previous secret is [`by_previous_digest`]'s.
-pub async fn by_digest(
-    db: impl PgExecutor<'_>,
-    digest: Digest,
-    personal: bool,
-) -> sqlx::Result<Option<VerifiedToken>> {
-    if !personal {
-        return sqlx::query_as!(
-            VerifiedToken,
-            r#"select id, organization_id, type = 'Personal' as "personal!",
-                      status = 'Active' as "active!", creator_id, scope::text as scope,
-                      ceiling::text as "ceiling!", expires_at,
-                      null::timestamptz as grace_ends_at,
-                      null::bool as "owner_is_member?", null::text as "live_statements?"
-                 from access_tokens where secret_hash = $1"#,
-            digest.as_bytes()
-        )
-        .fetch_optional(db)
-        .await;
-    }
-    sqlx::query_as!(
-        VerifiedToken,
-        r#"select t.id, t.organization_id, t.type = 'Personal' as "personal!",
-             t.status = 'Active' as "active!", t.creator_id, t.scope::text as scope,
-             t.ceiling::text as "ceiling!", t.expires_at, null::timestamptz as grace_ends_at,
-             exists(select 1 from memberships m
-                    where m.organization_id = t.organization_id and m.user_id = t.creator_id)
-               as "owner_is_member?",
-             coalesce((select jsonb_agg(s order by p.id) from policies p
-                       cross join lateral jsonb_array_elements(p.statements) s
-                       where p.id in (
-                         select mp.policy_id from member_policies mp
-                         where mp.organization_id = t.organization_id and mp.user_id = t.creator_id
-                         union
-                         select gp.policy_id from group_policies gp
-                         join group_members gm on gm.group_id = gp.group_id
-                         where gm.organization_id = t.organization_id and gm.user_id = t.creator_id)),
-                      '[]'::jsonb)::text as "live_statements?"
-           from access_tokens t where t.secret_hash = $1"#,
-        digest.as_bytes()
-    )
-    .fetch_optional(db)
-    .await
-}
-
-/// The token whose previous secret has this digest, while the grace period after its rotation
-/// lasts (`grace_ends_at`). Asked only when [`by_digest`] finds nothing: a second branch in the
-/// same statement cost every lookup a quarter more in PostgreSQL (pgbench), and old secrets are
-/// rare and soon cached. The owner's live permissions are not read here (the caller reads them
-/// as it does for a cached token).
-pub async fn by_previous_digest(
-    db: impl PgExecutor<'_>,
-    digest: Digest,
-) -> sqlx::Result<Option<VerifiedToken>> {
-    sqlx::query_as!(
-        VerifiedToken,
-        r#"select id, organization_id, type = 'Personal' as "personal!",
-                  status = 'Active' as "active!", creator_id, scope::text as scope,
-                  ceiling::text as "ceiling!", expires_at,
-                  previous_secret_expires_at as grace_ends_at,
-                  null::bool as "owner_is_member?", null::text as "live_statements?"
-             from access_tokens
-            where previous_secret_hash = $1 and previous_secret_expires_at > now()"#,
-        digest.as_bytes()
-    )
-    .fetch_optional(db)
-    .await
-}
-
-/// Writes a batch of `lastUsedAt` values in one statement; never moves a value backwards
-/// (another replica may have written a later one).
-pub async fn record_last_used(
-    db: impl PgExecutor<'_>,
-    ids: &[Uuid],
-    at: &[DateTime<Utc>],
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "update access_tokens t set last_used_at = greatest(t.last_used_at, v.at)
-         from unnest($1::uuid[], $2::timestamptz[]) as v(id, at)
-         where t.id = v.id",
-        ids,
-        at
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }

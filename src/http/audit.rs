@@ -7,7 +7,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{page, ApiError, ApiQuery, ApiResult, AppState, Data, Paged};
+use super::error::{ApiError, ApiResult, Data, Paged};
+use super::extract::{page, ApiQuery};
+use super::state::AppState;
 use crate::auth::Principal;
 use crate::db::audit::{self, AuditEventView};
 

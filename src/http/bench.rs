@@ -6,7 +6,8 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 
-use super::{ApiError, ApiResult, AppState, Data};
+use super::error::{ApiError, ApiResult, Data};
+use super::state::AppState;
 use crate::auth::bearer_credential;
 
 pub fn router() -> Router<AppState> {
@@ -19,7 +20,7 @@ pub fn router() -> Router<AppState> {
 /// through sqlx, awaited in the request as a plain handler would.
 async fn select(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Data<bool>> {
     let credential = bearer_credential(&headers)?;
-    let digest = state.hash_key.digest(&credential);
+    let digest = state.auth.hash_key.digest(&credential);
     let found = sqlx::query_scalar!(
         "select id from access_tokens where secret_hash = $1",
         digest.as_bytes()
@@ -36,8 +37,9 @@ async fn select_on_readers(
     headers: HeaderMap,
 ) -> ApiResult<Data<bool>> {
     let credential = bearer_credential(&headers)?;
-    let digest = state.hash_key.digest(&credential);
+    let digest = state.auth.hash_key.digest(&credential);
     let found = state
+        .auth
         .readers
         .read_detached(move |conn| {
             Box::pin(

@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use http_body::{Body as _, Frame, SizeHint};
 
-use super::MAX_BODY_BYTES;
+use super::extract::MAX_BODY_BYTES;
 
 /// How long a client may take to send the rest of a body nobody reads.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);

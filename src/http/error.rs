@@ -1,4 +1,5 @@
-//! FeatBit's envelope `{success, errors, data}` and the one error type every handler returns.
+//! FeatBit's envelope `{success, errors, data}`, the one error type every handler returns, and
+//! the one table of which code goes with which status.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -7,7 +8,9 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::Refusal;
 use crate::credential::HashingError;
+use crate::db::connection_lost;
 
 /// Every response body.
 #[derive(Debug, Serialize, ToSchema)]
@@ -15,6 +18,15 @@ pub struct Envelope<T> {
     pub success: bool,
     pub errors: Vec<String>,
     pub data: Option<T>,
+}
+
+/// One page of a list: `data = {totalCount, items}` (SPEC §4).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Paged<T> {
+    /// Items matching the filters, on all pages.
+    pub total_count: i64,
+    pub items: Vec<T>,
 }
 
 /// 200 with `data`.
@@ -128,22 +140,37 @@ impl ApiError {
     fn codes(&self) -> Vec<String> {
         let code = match self {
             ApiError::BadRequest(code) => code.as_str(),
-            ApiError::Unauthorized => "Unauthorized",
-            ApiError::UnauthorizedWith(code) => code,
-            ApiError::Forbidden => "Forbidden",
+            ApiError::UnauthorizedWith(code) | ApiError::Conflict(code) => code,
             ApiError::ForbiddenWith(codes) => return codes.clone(),
-            ApiError::NotFound => "ResourceNotFound",
-            ApiError::Conflict(code) => code,
-            ApiError::PayloadTooLarge => "PayloadTooLarge",
-            ApiError::UnsupportedMediaType => "UnsupportedMediaType",
-            ApiError::TooManyRequests { .. } => "TooManyRequests",
-            ApiError::ServiceUnavailable | ApiError::LostRace | ApiError::Busy { .. } => {
-                "ServiceUnavailable"
-            }
-            ApiError::Internal(_) => "InternalServerError",
+            _ => status_code(self.status()),
         };
         vec![code.to_owned()]
     }
+}
+
+/// The code an error status carries when nothing more precise is said: for `ApiError`s without
+/// a code of their own, and for refusals made outside the handlers (timeouts, limits, ...).
+pub fn status_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "Unauthorized",
+        StatusCode::FORBIDDEN => "Forbidden",
+        StatusCode::NOT_FOUND => "ResourceNotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::REQUEST_TIMEOUT => "RequestTimeout",
+        StatusCode::CONFLICT => "Conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "RequestHeaderFieldsTooLarge",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+        s if s.is_server_error() => "InternalServerError",
+        _ => "BadRequest",
+    }
+}
+
+/// The envelope for an error status with its code (`status_code`).
+pub fn status_response(status: StatusCode) -> Response {
+    error_response(status, vec![status_code(status).to_owned()])
 }
 
 /// The envelope for an error status with the given codes.
@@ -197,11 +224,36 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response.extensions_mut().insert(super::retry::LostRace);
+                response.extensions_mut().insert(LostRace);
             }
             _ => {}
         }
         response
+    }
+}
+
+/// Set on a response by `ApiError::LostRace`, for `retry::retry_lost_races`.
+#[derive(Debug, Clone, Copy)]
+pub struct LostRace;
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Unauthorized => ApiError::Unauthorized,
+            Refusal::Forbidden => ApiError::Forbidden,
+            Refusal::TooManyFailures { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
+            Refusal::BadRequest(code) => ApiError::bad_request(code),
+            Refusal::Database(e) => e.into(),
+        }
+    }
+}
+
+/// The answer to a request authentication turned away (the extractors' rejection).
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
     }
 }
 
@@ -241,11 +293,11 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %e, "transaction lost a race");
                 ApiError::LostRace
             }
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_) => {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::ServiceUnavailable
+            }
+            e if connection_lost(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::ServiceUnavailable
             }
@@ -254,16 +306,6 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
                 tracing::warn!(error = %e, "input rejected by the database");
                 ApiError::bad_request("InvalidInput")
-            }
-            sqlx::Error::Database(db)
-                if db.code().is_some_and(|c| {
-                    // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
-                    // 08xxx connection exceptions.
-                    c.starts_with("57P") || c.starts_with("08")
-                }) =>
-            {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::ServiceUnavailable
             }
             _ => ApiError::Internal(e.into()),
         }

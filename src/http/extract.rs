@@ -12,6 +12,9 @@ use serde::Deserialize;
 use super::error::ApiError;
 use crate::db::Page;
 
+/// Request bodies larger than this are refused with 413 (SPEC §9).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// A JSON body. Wrong content type → 415, too large → 413, bad syntax → `InvalidJson`,
 /// a missing field → `<field>_is_required`, a wrong type or unknown field → `<field>_is_invalid`.
 pub struct ApiJson<T>(pub T);
@@ -208,16 +211,6 @@ where
 
 fn form_urlencoded_parse(input: &[u8]) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(input)
-}
-
-/// The peer address of the connection. (Behind a proxy this is the proxy: rate limits then
-/// apply to it as a whole; put the limits in the proxy or keep them generous.)
-pub fn client_ip(parts: &Parts) -> std::net::IpAddr {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
 /// Default page size when the client names none.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult};
 use crate::auth::Principal;
 use crate::db::{iam, identity, tokens};
 use crate::policy::{builtin_policies, Effect, Exceeds, Layers, Statement, OWNER_POLICY_ID};

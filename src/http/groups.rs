@@ -8,16 +8,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, Created, Data, Paged};
+use super::extract::{page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
 use super::members::require_iam;
-use super::{
-    commit_invalidating, page, valid_filter, valid_name, valid_text, ApiError, ApiJson, ApiPath,
-    ApiQuery, ApiResult, AppState, Created, Data, Paged,
-};
-use crate::auth::Invalidation;
+use super::state::AppState;
+use super::validate::{valid_filter, valid_name, valid_text};
 use crate::auth::Principal;
-use crate::db::iam::{self, GroupView};
-use crate::db::{audit, identity};
+use crate::auth::{commit_invalidating, Invalidation};
+use crate::db::groups::{self, GroupView};
+use crate::db::{audit, iam, identity, policies};
 use crate::policy::OWNER_POLICY_ID;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,8 +47,8 @@ async fn list(
     let page = page(query.page_index, query.page_size)?;
     let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
-    let total_count = iam::count_groups(&state.db, org, like.as_deref()).await?;
-    let items = iam::list_groups(&state.db, org, like.as_deref(), None, page).await?;
+    let total_count = groups::count(&state.db, org, like.as_deref()).await?;
+    let items = groups::list(&state.db, org, like.as_deref(), None, page).await?;
     Ok(Data(Paged { total_count, items }))
 }
 
@@ -59,7 +59,7 @@ async fn get_group(
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Data<GroupView>> {
-    iam::group(&state.db, principal.organization_id, id)
+    groups::get(&state.db, principal.organization_id, id)
         .await?
         .map(Data)
         .ok_or(ApiError::NotFound)
@@ -86,7 +86,7 @@ async fn create(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let id = iam::create_group(&mut *tx, org, &name, description.trim()).await?;
+    let id = groups::create(&mut *tx, org, &name, description.trim()).await?;
     audit::record(
         &mut *tx,
         org,
@@ -96,10 +96,10 @@ async fn create(
         json!({ "name": name }),
     )
     .await?;
-    let group = iam::group(&mut *tx, org, id)
+    let group = groups::get(&mut *tx, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Created(group))
 }
 
@@ -114,16 +114,16 @@ async fn delete(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    if !iam::lock_group(&mut tx, org, id).await? {
+    if !groups::lock(&mut tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
     // Its members lose its policies: a lifted deny gives back what it denied.
     let granter = Granter::of(&mut tx, &principal).await?;
-    granter.may_take(&iam::group_statements(&mut *tx, org, id).await?)?;
+    granter.may_take(&groups::statements(&mut *tx, org, id).await?)?;
     if iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
-    if !iam::delete_group(&mut *tx, org, id).await? {
+    if !groups::delete(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
     audit::record(
@@ -136,7 +136,7 @@ async fn delete(
     )
     .await?;
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -153,13 +153,13 @@ async fn add_member(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    if !iam::lock_group(&mut tx, org, id).await?
+    if !groups::lock(&mut tx, org, id).await?
         || !identity::is_member(&mut *tx, org, user_id).await?
     {
         return Err(ApiError::NotFound);
     }
     let granter = Granter::of(&mut tx, &principal).await?;
-    granter.may_give(&iam::group_statements(&mut *tx, org, id).await?)?;
+    granter.may_give(&groups::statements(&mut *tx, org, id).await?)?;
     guard_owner(&mut tx, &granter, org, user_id).await?;
     if iam::add_group_member(&mut *tx, org, id, user_id).await? {
         audit::record(
@@ -173,7 +173,7 @@ async fn add_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -190,13 +190,13 @@ async fn remove_member(
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
     // An id of another organization (or of nobody) is not found, as everywhere.
-    if !iam::lock_group(&mut tx, org, id).await?
+    if !groups::lock(&mut tx, org, id).await?
         || !identity::is_member(&mut *tx, org, user_id).await?
     {
         return Err(ApiError::NotFound);
     }
     let granter = Granter::of(&mut tx, &principal).await?;
-    granter.may_take(&iam::group_statements(&mut *tx, org, id).await?)?;
+    granter.may_take(&groups::statements(&mut *tx, org, id).await?)?;
     guard_owner(&mut tx, &granter, org, user_id).await?;
     if iam::remove_group_member(&mut *tx, id, user_id).await? {
         audit::record(
@@ -210,7 +210,7 @@ async fn remove_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -226,8 +226,8 @@ async fn attach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
-    let (true, Some(statements)) = (iam::lock_group(&mut tx, org, id).await?, statements) else {
+    let statements = policies::statements(&mut *tx, org, policy_id).await?;
+    let (true, Some(statements)) = (groups::lock(&mut tx, org, id).await?, statements) else {
         return Err(ApiError::NotFound);
     };
     let granter = Granter::of(&mut tx, &principal).await?;
@@ -247,7 +247,7 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -263,8 +263,8 @@ async fn detach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
-    let (true, Some(statements)) = (iam::lock_group(&mut tx, org, id).await?, statements) else {
+    let statements = policies::statements(&mut *tx, org, policy_id).await?;
+    let (true, Some(statements)) = (groups::lock(&mut tx, org, id).await?, statements) else {
         return Err(ApiError::NotFound);
     };
     let granter = Granter::of(&mut tx, &principal).await?;
@@ -284,6 +284,6 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

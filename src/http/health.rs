@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiResult, AppState, Data};
+use super::error::{ApiError, ApiResult, Data};
+use super::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -23,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     use std::fmt::Write;
-    let stats = &state.caches.stats;
+    let stats = &state.auth.caches.stats;
     let mut out = String::with_capacity(1024);
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = write!(
@@ -49,7 +50,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     counter(
         "tokengate_listener_losses_total",
         "Times the cache-invalidation listener lost its connection.",
-        state.caches.listener_losses(),
+        state.auth.caches.listener_losses(),
     );
     let _ = write!(
         out,
@@ -57,7 +58,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # TYPE tokengate_cache_enabled gauge\ntokengate_cache_enabled {}\n\
          # HELP tokengate_db_pool_connections Open database connections.\n\
          # TYPE tokengate_db_pool_connections gauge\ntokengate_db_pool_connections {}\n",
-        u8::from(state.caches.is_enabled()),
+        u8::from(state.auth.caches.is_enabled()),
         state.db.size(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)

@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiJson, ApiResult, AppState, Data};
+use super::error::{ApiError, ApiResult, Data};
+use super::extract::ApiJson;
+use super::state::AppState;
 use crate::auth::CurrentSession;
 use crate::credential::{
     canonical_email, Credential, CredentialKind, PasswordHasher, PasswordPolicyError,
@@ -124,7 +126,7 @@ async fn login(
     identity::create_session(
         &state.db,
         user.id,
-        &state.hash_key.digest(&credential),
+        &state.auth.hash_key.digest(&credential),
         expires_at,
     )
     .await?;

@@ -8,16 +8,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, Created, Data, Paged};
+use super::extract::{page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
-use super::{
-    commit_invalidating, page, valid_filter, valid_name, ApiError, ApiJson, ApiPath, ApiQuery,
-    ApiResult, AppState, Created, Data, Paged,
-};
-use crate::auth::Invalidation;
+use super::state::AppState;
+use super::validate::{valid_filter, valid_name};
 use crate::auth::Principal;
+use crate::auth::{commit_invalidating, Invalidation};
 use crate::credential::{canonical_email, PasswordHasher, PasswordPolicyError};
-use crate::db::iam::{self, MemberView};
-use crate::db::{audit, identity};
+use crate::db::members::{self, MemberView};
+use crate::db::{audit, iam, identity, policies};
 use crate::policy::{Statement, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The IAM check every write here makes.
 pub fn require_iam(principal: &Principal) -> ApiResult<()> {
-    principal.require("CanManageIAM", "iam/*")
+    Ok(principal.require("CanManageIAM", "iam/*")?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -54,8 +54,8 @@ async fn list(
     let page = page(query.page_index, query.page_size)?;
     let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
-    let total_count = iam::count_members(&state.db, org, like.as_deref()).await?;
-    let items = iam::list_members(&state.db, org, like.as_deref(), None, page).await?;
+    let total_count = members::count(&state.db, org, like.as_deref()).await?;
+    let items = members::list(&state.db, org, like.as_deref(), None, page).await?;
     Ok(Data(Paged { total_count, items }))
 }
 
@@ -68,7 +68,7 @@ async fn get_member(
     principal: Principal,
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> ApiResult<Data<MemberView>> {
-    let member = iam::member(&state.db, principal.organization_id, user_id)
+    let member = members::get(&state.db, principal.organization_id, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Data(member))
@@ -117,7 +117,7 @@ async fn add(
         return Err(ApiError::bad_request("policyIds_is_invalid"));
     }
     for id in &policy_ids {
-        if iam::policy(&state.db, org, *id).await?.is_none() {
+        if policies::get(&state.db, org, *id).await?.is_none() {
             return Err(ApiError::bad_request("policyIds_is_invalid"));
         }
     }
@@ -141,7 +141,7 @@ async fn add(
     iam::lock_for_write(&mut tx, org).await?;
     let granter = Granter::of(&mut tx, &principal).await?;
     for id in &policy_ids {
-        let statements = iam::policy_statements(&mut *tx, org, *id)
+        let statements = policies::statements(&mut *tx, org, *id)
             .await?
             .ok_or_else(|| ApiError::bad_request("policyIds_is_invalid"))?;
         granter.may_give(&statements)?;
@@ -156,7 +156,7 @@ async fn add(
         (None, Some(hash)) => identity::create_user(&mut *tx, org, email, &name, &hash).await?,
         (None, None) => return Err(ApiError::bad_request("password_is_required")),
     };
-    if !iam::add_membership(&mut *tx, org, user_id).await? {
+    if !members::add(&mut *tx, org, user_id).await? {
         return Err(ApiError::Conflict("MemberAlreadyExists"));
     }
     for id in &policy_ids {
@@ -171,10 +171,10 @@ async fn add(
         json!({ "email": email, "policyIds": policy_ids }),
     )
     .await?;
-    let member = iam::member(&mut *tx, org, user_id)
+    let member = members::get(&mut *tx, org, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Created(member))
 }
 
@@ -206,11 +206,11 @@ async fn remove(
     iam::lock_for_write(&mut tx, org).await?;
     let granter = Granter::of(&mut tx, &principal).await?;
     guard_owner(&mut tx, &granter, org, user_id).await?;
-    if !iam::remove_membership(&mut *tx, org, user_id).await? {
+    if !members::remove(&mut *tx, org, user_id).await? {
         return Err(ApiError::NotFound);
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    let tokens = iam::deactivate_personal_tokens_of(&mut *tx, org, user_id).await?;
+    let tokens = members::deactivate_personal_tokens_of(&mut *tx, org, user_id).await?;
     for token_id in &tokens {
         audit::record(
             &mut *tx,
@@ -231,7 +231,7 @@ async fn remove(
         json!({ "deactivatedTokens": tokens.len() }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -269,7 +269,7 @@ async fn attach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let statements = policies::statements(&mut *tx, org, policy_id).await?;
     let Some(statements) = statements else {
         return Err(ApiError::NotFound);
     };
@@ -291,7 +291,7 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }
 
@@ -308,7 +308,7 @@ async fn detach_policy(
     let org = principal.organization_id;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let statements = iam::policy_statements(&mut *tx, org, policy_id).await?;
+    let statements = policies::statements(&mut *tx, org, policy_id).await?;
     let Some(statements) = statements else {
         return Err(ApiError::NotFound);
     };
@@ -333,6 +333,6 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
 use utoipa::Modify;
 
-use super::AppState;
+use super::state::AppState;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(

@@ -6,7 +6,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{valid_name, ApiJson, ApiResult, AppState, Created, Data};
+use super::error::{ApiResult, Created, Data};
+use super::extract::ApiJson;
+use super::state::AppState;
+use super::validate::valid_name;
 use crate::auth::CurrentSession;
 use crate::db::identity::{self, OrganizationView};
 

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::error_response;
+use super::error::status_response;
 
 type Answer = fn(Box<dyn Any + Send + 'static>) -> Response;
 
@@ -20,10 +20,7 @@ fn answer(_payload: Box<dyn Any + Send + 'static>) -> Response {
     // The panic's message is left out: it can quote the value that caused it, a credential
     // included. The request span says which request it was; the panic hook (`telemetry`) where.
     tracing::error!("request handler panicked; answered 500");
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        vec!["InternalServerError".to_owned()],
-    )
+    status_response(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 #[cfg(test)]

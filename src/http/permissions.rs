@@ -4,7 +4,8 @@ use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiResult, AppState, Data};
+use super::error::{ApiResult, Data};
+use super::state::AppState;
 use crate::auth::Principal;
 use crate::policy::ActionInfo;
 

@@ -8,16 +8,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::error::{ApiError, ApiResult, Created, Data, Paged};
+use super::extract::{page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, Granter};
 use super::members::require_iam;
-use super::{
-    commit_invalidating, page, valid_filter, valid_policy_name, valid_text, ApiError, ApiJson,
-    ApiPath, ApiQuery, ApiResult, AppState, Created, Data, Paged,
-};
-use crate::auth::Invalidation;
+use super::state::AppState;
+use super::validate::{valid_filter, valid_policy_name, valid_text};
 use crate::auth::Principal;
-use crate::db::audit;
-use crate::db::iam::{self, PolicyView};
+use crate::auth::{commit_invalidating, Invalidation};
+use crate::db::policies::{self, PolicyView};
+use crate::db::{audit, iam};
 use crate::policy::{validate_statements, Statement};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -50,8 +50,8 @@ async fn list(
     let page = page(query.page_index, query.page_size)?;
     let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
-    let total_count = iam::count_policies(&state.db, org, like.as_deref()).await?;
-    let items = iam::list_policies(&state.db, org, like.as_deref(), page).await?;
+    let total_count = policies::count(&state.db, org, like.as_deref()).await?;
+    let items = policies::list(&state.db, org, like.as_deref(), page).await?;
     Ok(Data(Paged { total_count, items }))
 }
 
@@ -62,7 +62,7 @@ async fn get_policy(
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Data<PolicyView>> {
-    iam::policy(&state.db, principal.organization_id, id)
+    policies::get(&state.db, principal.organization_id, id)
         .await?
         .map(Data)
         .ok_or(ApiError::NotFound)
@@ -89,7 +89,8 @@ fn valid_statements(
     state: &AppState,
     mut statements: Vec<Statement>,
 ) -> ApiResult<(Vec<Statement>, serde_json::Value)> {
-    validate_statements(&statements, &state.catalogue).map_err(ApiError::BadRequest)?;
+    validate_statements("statements", &statements, |a| state.catalogue.contains(a))
+        .map_err(ApiError::BadRequest)?;
     for statement in &mut statements {
         if statement.id.trim().is_empty() {
             statement.id = Uuid::new_v4().to_string();
@@ -117,7 +118,7 @@ async fn create(
     // A policy attached to nobody gives nothing yet, but whoever writes one must hold it: so
     // a policy never exists that its author could not have granted.
     Granter::of(&mut tx, &principal).await?.may_give(&given)?;
-    let policy = iam::create_policy(&mut *tx, org, &name, &description, &statements).await?;
+    let policy = policies::create(&mut *tx, org, &name, &description, &statements).await?;
     audit::record(
         &mut *tx,
         org,
@@ -127,7 +128,7 @@ async fn create(
         json!({ "name": name, "statements": statements }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Created(policy))
 }
 
@@ -140,7 +141,7 @@ pub struct UpdatePolicy {
 
 /// 404 for an unknown or foreign id; 400 `CannotModifySysManagedPolicy` for a built-in.
 async fn custom_policy(state: &AppState, org: Uuid, id: Uuid) -> ApiResult<PolicyView> {
-    let policy = iam::policy(&state.db, org, id)
+    let policy = policies::get(&state.db, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     if policy.is_sys_managed() {
@@ -169,7 +170,7 @@ async fn update(
     let description = valid_description(body.description.as_deref())?;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let policy = iam::update_policy(
+    let policy = policies::update(
         &mut *tx,
         org,
         id,
@@ -191,7 +192,7 @@ async fn update(
         }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(policy))
 }
 
@@ -212,7 +213,7 @@ async fn replace_statements(
     let (after, statements) = valid_statements(&state, statements)?;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let current = iam::policy_statements(&mut *tx, org, id)
+    let current = policies::statements(&mut *tx, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let granter = Granter::of(&mut tx, &principal).await?;
@@ -220,7 +221,7 @@ async fn replace_statements(
     if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
-    let policy = iam::update_policy(&mut *tx, org, id, None, None, Some(&statements))
+    let policy = policies::update(&mut *tx, org, id, None, None, Some(&statements))
         .await?
         .ok_or(ApiError::NotFound)?;
     ensure_an_owner_remains(&mut tx, org).await?;
@@ -233,7 +234,7 @@ async fn replace_statements(
         json!({ "statements": { "before": before.statements, "after": statements } }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(policy))
 }
 
@@ -250,7 +251,7 @@ async fn delete(
     let before = custom_policy(&state, org, id).await?;
     let mut tx = state.db.begin().await?;
     iam::lock_for_write(&mut tx, org).await?;
-    let current = iam::policy_statements(&mut *tx, org, id)
+    let current = policies::statements(&mut *tx, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let granter = Granter::of(&mut tx, &principal).await?;
@@ -258,7 +259,7 @@ async fn delete(
     if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
-    if !iam::delete_policy(&mut *tx, org, id).await? {
+    if !policies::delete(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
     ensure_an_owner_remains(&mut tx, org).await?;
@@ -271,6 +272,6 @@ async fn delete(
         json!({ "name": before.name, "statements": before.statements }),
     )
     .await?;
-    commit_invalidating(&state, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
     Ok(Data(true))
 }

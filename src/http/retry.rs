@@ -10,11 +10,8 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::error::LostRace;
 use super::extract::read_body;
-
-/// Set on a response by `ApiError::LostRace`.
-#[derive(Debug, Clone, Copy)]
-pub struct LostRace;
 
 /// Runs in all: the first attempt and two more.
 const ATTEMPTS: u32 = 3;

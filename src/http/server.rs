@@ -1,8 +1,13 @@
-//! The HTTP/1.1 server loop. axum's `serve` has no header-read timeout, so this drives hyper
-//! directly: slow or stalled request heads (slowloris) are cut off, every request carries the
-//! peer address for rate limiting, and shutdown is graceful but bounded by a grace period.
+//! The process: `serve` builds the state from the configuration, starts the background work
+//! (migrations, the cache-invalidation listener, `lastUsedAt` batches) and runs the HTTP/1.1
+//! server loop until SIGTERM or ctrl-c.
+//!
+//! axum's `serve` has no header-read timeout, so the loop drives hyper directly: slow or stalled
+//! request heads (slowloris) are cut off, every request carries the peer address for rate
+//! limiting, and shutdown is graceful but bounded by a grace period.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -13,6 +18,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+
+use super::app::{app, AppOptions};
+use super::state::{AppState, StateConfig};
+use crate::auth::rate_limit::FailureLimits;
+use crate::auth::{invalidation, CacheConfig};
+use crate::config::ServeConfig;
+use crate::credential::{HashKey, PasswordHasher};
+use crate::db::readers::ReadersConfig;
+use crate::policy::{parse_extra_actions, Catalogue};
 
 /// hyper's read buffer: request heads larger than this are refused by hyper itself (431);
 /// between `MAX_HEADER_BYTES` and this, the application answers 431 in the envelope.
@@ -69,11 +83,11 @@ pub async fn run(
                     .max_buf_size(MAX_READ_BUFFER)
                     .serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
-                tokio::spawn(super::repoll::Repoll::new(async move {
+                tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
-                }));
+                });
             }
             () = &mut shutdown => break,
         }
@@ -87,4 +101,120 @@ pub async fn run(
                 "grace period over; closing the remaining connections");
         }
     }
+}
+
+/// How often `lastUsedAt` values are written (SPEC §5.3 allows 60 s of staleness).
+const LAST_USED_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Serves until SIGTERM or ctrl-c, then lets in-flight requests finish.
+pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()> {
+    let db = crate::db::pool(&config.database)?;
+    let extra_actions = parse_extra_actions(&config.extra_actions).map_err(anyhow::Error::msg)?;
+    let state = AppState::new(StateConfig {
+        db: db.clone(),
+        hash_key,
+        hasher: PasswordHasher::new(config.max_concurrent_hashes(), config.max_queued_hashes)?,
+        catalogue: Catalogue::builtin().with_extra(extra_actions),
+        session_ttl: config.session_ttl(),
+        cache: CacheConfig {
+            ttl: config.cache_ttl(),
+            max_entries: config.cache_max_entries,
+            ..CacheConfig::default()
+        },
+        readers: ReadersConfig::from_database(&config.database),
+        limits: FailureLimits {
+            auth_failures_per_minute: config.auth_failures_per_minute,
+            auth_failure_burst: config.auth_failure_burst,
+            login_failures_per_15_minutes: config.login_failures,
+            address_login_failures_per_15_minutes: config.login_failures_per_address,
+        },
+        max_token_lifetime: config.max_token_lifetime(),
+        // Applied in the background (below): until then the service answers, not ready.
+        migrated: false,
+    });
+    let caches = state.auth.caches.clone();
+    state
+        .hasher
+        .pace(f64::from(config.hash_share_under_load) / 100.0, move || {
+            caches.stats.verifications()
+        });
+    let options = AppOptions {
+        request_timeout: config.request_timeout(),
+        cors_origins: config.cors_origins.clone(),
+    };
+    let server_options = ServerOptions {
+        header_read_timeout: config.header_read_timeout(),
+        shutdown_grace: config.shutdown_grace(),
+    };
+
+    let tcp = TcpListener::bind(config.listen).await?;
+    tracing::info!(address = %config.listen, "listening");
+    // Background work: the cache-invalidation listener, lastUsedAt batches, and migrations —
+    // applied in the background so that while the database is unreachable the service answers,
+    // reports not-ready and keeps retrying instead of crash-looping.
+    let listen_url = config
+        .listen_database_url
+        .as_ref()
+        .unwrap_or(&config.database.database_url);
+    let listen_options: sqlx::postgres::PgConnectOptions = listen_url
+        .expose()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("the listener's database URL: {e}"))?;
+    tokio::spawn(invalidation::listen(
+        listen_options,
+        state.auth.caches.clone(),
+    ));
+    let last_used = state.auth.last_used.clone();
+    tokio::spawn(last_used.clone().run(db.clone(), LAST_USED_FLUSH_INTERVAL));
+    tokio::spawn(migrate_until_done(state.clone()));
+
+    let readers = state.auth.readers.clone();
+    run(tcp, app(state, &options), server_options, shutdown_signal()).await;
+    if let Err(e) = last_used.flush(&db).await {
+        tracing::warn!(error = %e, "could not record lastUsedAt at shutdown");
+    }
+    readers.close().await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn migrate_until_done(state: AppState) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match crate::db::migrate(&state.db).await {
+            Ok(()) => {
+                tracing::info!("database ready, migrations applied");
+                state.migrated.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "database not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
 }

@@ -10,7 +10,8 @@ use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use super::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,8 +1,11 @@
 //! Checks on what clients send that several resources share, each answering the field-specific
 //! 400 (`<field>_is_required`, `<field>_is_invalid`) or 409 of SPEC §4.
 
-use super::{ApiError, ApiResult, MAX_NAME_LEN};
+use super::error::{ApiError, ApiResult};
 use crate::names;
+
+/// Names of tokens, policies, groups, organizations and members.
+pub const MAX_NAME_LEN: usize = 128;
 
 /// Free text that PostgreSQL can store: no NUL or other control characters but tab and newlines.
 pub fn valid_text(field: &str, text: &str, max_chars: usize) -> ApiResult<()> {

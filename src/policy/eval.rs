@@ -41,7 +41,7 @@ pub fn statements_allow(statements: &[Statement], action: &str, rn: &str) -> boo
 
 #[cfg(test)]
 mod tests {
-    use super::super::catalogue::{builtin_policies, OWNER_POLICY_ID};
+    use super::super::builtin::{builtin_policies, OWNER_POLICY_ID};
     use super::*;
 
     fn stmt(

@@ -5,16 +5,17 @@
 //! Everything here is pure: no I/O, no clocks, no global state. Callers load
 //! statements from the database and ask questions; this module answers them.
 
+mod builtin;
 mod catalogue;
 mod eval;
 mod layers;
 mod rn;
 mod statement;
 
-pub use catalogue::{
-    builtin_policies, ActionInfo, BuiltinPolicy, Catalogue, ADMINISTRATOR_POLICY_ID,
-    DEVELOPER_POLICY_ID, OWNER_POLICY_ID,
+pub use builtin::{
+    builtin_policies, BuiltinPolicy, ADMINISTRATOR_POLICY_ID, DEVELOPER_POLICY_ID, OWNER_POLICY_ID,
 };
+pub use catalogue::{parse_extra_actions, ActionInfo, Catalogue};
 pub use eval::statements_allow;
 pub use layers::{Exceeds, Layer, Layers};
 pub use rn::rn_matches;

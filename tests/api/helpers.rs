@@ -7,11 +7,12 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokengate::auth::{listener, CacheConfig, Invalidation};
+use tokengate::auth::rate_limit::FailureLimits;
+use tokengate::auth::{invalidation, CacheConfig};
 use tokengate::credential::{HashKey, PasswordHasher};
 use tokengate::db::readers::ReadersConfig;
 use tokengate::http::server::{self, ServerOptions};
-use tokengate::http::{app, AppOptions, AppState};
+use tokengate::http::{app, AppOptions, AppState, StateConfig};
 use tokengate::policy::Catalogue;
 use uuid::Uuid;
 
@@ -168,23 +169,26 @@ impl TestApp {
         let key = setup.key.unwrap_or_else(HashKey::generate_base64);
         let hash_key = HashKey::from_base64(&key).expect("key");
         let hasher = setup.hasher.unwrap_or_else(default_hasher);
-        let state = AppState::new(
-            db.clone(),
+        let state = AppState::new(StateConfig {
+            db: db.clone(),
             hash_key,
             hasher,
-            Catalogue::builtin(),
-            Duration::from_secs(3600),
-            setup.cache,
-        );
-        let state = match setup.readers {
-            Some(readers) => state.with_readers(readers),
-            None => state,
-        };
+            catalogue: Catalogue::builtin(),
+            session_ttl: Duration::from_secs(3600),
+            cache: setup.cache,
+            readers: setup.readers.unwrap_or_else(|| ReadersConfig::beside(&db)),
+            limits: FailureLimits::default(),
+            max_token_lifetime: None,
+            migrated: true,
+        });
         // The cache-invalidation listener on its own connection, as in `serve`.
         let listen_options = setup
             .listen_options
             .unwrap_or_else(|| (*db.connect_options()).clone());
-        let listener = tokio::spawn(listener::run(listen_options, state.caches.clone()));
+        let listener = tokio::spawn(invalidation::listen(
+            listen_options,
+            state.auth.caches.clone(),
+        ));
         let router = app(state.clone(), &AppOptions::default());
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -199,12 +203,12 @@ impl TestApp {
         ));
         // Start like `serve` does: once the listener is up, caches are in use.
         for _ in 0..500 {
-            if state.caches.is_enabled() {
+            if state.auth.caches.is_enabled() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(state.caches.is_enabled(), "listener did not connect");
+        assert!(state.auth.caches.is_enabled(), "listener did not connect");
         TestApp {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -219,7 +223,7 @@ impl TestApp {
     /// process's caches as the matching API write would.
     pub async fn sql(&self, statement: &str) {
         sqlx::query(statement).execute(&self.db).await.expect("sql");
-        self.state.caches.invalidate(Invalidation::All);
+        self.state.auth.caches.clear();
     }
 
     pub async fn raw(

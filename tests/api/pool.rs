@@ -123,9 +123,7 @@ async fn a_verification_whose_connection_was_killed_is_read_again(db: PgPool) {
             .expect("terminate");
             assert!(killed >= 1, "round {round}: no connection to kill");
             // A miss: the token and (for the personal one) the owner's live permissions.
-            app.state
-                .caches
-                .invalidate(tokengate::auth::Invalidation::All);
+            app.state.auth.caches.clear();
             app.forward(caller, "ManageFeatureFlag", "project/web:env/prod:flag/x")
                 .await
                 .assert(200);

@@ -160,10 +160,10 @@ async fn killing_the_listener_never_lets_a_stale_verdict_through(db: PgPool) {
         .assert(200);
 
     for round in 0..2 {
-        let losses = b.state.caches.listener_losses();
+        let losses = b.state.auth.caches.listener_losses();
         for app in [&a, &b] {
             for _ in 0..500 {
-                if app.state.caches.is_enabled() {
+                if app.state.auth.caches.is_enabled() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -185,13 +185,13 @@ async fn killing_the_listener_never_lets_a_stale_verdict_through(db: PgPool) {
         .expect("activity");
         assert!(killed >= 1, "no listener connection found: {seen:?}");
         for _ in 0..200 {
-            if b.state.caches.listener_losses() > losses {
+            if b.state.auth.caches.listener_losses() > losses {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(
-            b.state.caches.listener_losses() > losses,
+            b.state.auth.caches.listener_losses() > losses,
             "B did not notice"
         );
 
@@ -216,16 +216,15 @@ async fn a_miss_is_one_round_trip_even_while_the_caches_are_bypassed(db: PgPool)
     let (_, _, personal, service) = setup(&a).await;
     let lookups = || {
         a.state
+            .auth
             .caches
             .stats
             .db_lookups
             .load(std::sync::atomic::Ordering::SeqCst)
     };
     for bypassed in [false, true] {
-        a.state.caches.set_enabled(!bypassed);
-        a.state
-            .caches
-            .invalidate(tokengate::auth::Invalidation::All);
+        a.state.auth.caches.set_enabled(!bypassed);
+        a.state.auth.caches.clear();
         for caller in [&personal, &service] {
             let before = lookups();
             a.forward(caller, "ManageFeatureFlag", FLAG)
@@ -331,7 +330,7 @@ async fn a_listener_connection_that_goes_silent_is_noticed_and_the_caches_bypass
     a.forward(&service, "ManageFeatureFlag", FLAG)
         .await
         .assert(200);
-    let losses = a.state.caches.listener_losses();
+    let losses = a.state.auth.caches.listener_losses();
 
     relay.freeze(true);
     b.post(
@@ -356,22 +355,22 @@ async fn a_listener_connection_that_goes_silent_is_noticed_and_the_caches_bypass
         "a revoked token still served: {:#}",
         last.body
     );
-    assert!(a.state.caches.listener_losses() > losses);
+    assert!(a.state.auth.caches.listener_losses() > losses);
     assert!(
-        !a.state.caches.is_enabled(),
+        !a.state.auth.caches.is_enabled(),
         "caches must stay bypassed while frozen"
     );
 
     // When the link moves again, a new listener connects and the caches come back.
     relay.freeze(false);
     for _ in 0..150 {
-        if a.state.caches.is_enabled() {
+        if a.state.auth.caches.is_enabled() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        a.state.caches.is_enabled(),
+        a.state.auth.caches.is_enabled(),
         "the listener did not come back"
     );
     a.forward(&service, "ManageFeatureFlag", FLAG)

@@ -952,7 +952,13 @@ async fn last_used_at_is_recorded(db: PgPool) {
     let path = format!("/api/v1/access-tokens/{id}");
     assert_eq!(app.get(&path, &dev).await.data()["lastUsedAt"], Value::Null);
     app.get("/api/v1/auth/whoami", &token).await.assert(200);
-    let written = app.state.last_used.flush(&app.db).await.expect("flush");
+    let written = app
+        .state
+        .auth
+        .last_used
+        .flush(&app.db)
+        .await
+        .expect("flush");
     assert_eq!(written, 1);
     assert!(app.get(&path, &dev).await.data()["lastUsedAt"].is_string());
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helpers for scripts/fuzz-api (standard library only; runs with any python3 >= 3.8).
+"""Helpers for tests/fuzz-api/run, which scripts/fuzz-api calls (standard library only; runs
+with any python3 >= 3.8).
 
     fuzz_api.py db-urls DATABASE_URL NAME   print "ADMIN_URL<TAB>FUZZ_URL": the same server with
                                             the database /postgres (admin) and /NAME

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The fault-injection cases of scripts/faults (run that script, not this file).
 
-scripts/faults builds tokengate, brings up a private PostgreSQL cluster and passes everything in
-FAULTS_* environment variables; this file seeds an organization, starts tokengate processes on
-free 127.0.0.1 ports, injects the faults and judges every response. Standard library only.
+tests/faults/run (which scripts/faults calls) builds tokengate, brings up a private PostgreSQL
+cluster and passes everything in FAULTS_* environment variables; this file seeds an
+organization, starts tokengate processes on free 127.0.0.1 ports, injects the faults and judges
+every response. Standard library only.
 
 Each response is put in one category:
   "200"            a 200 whose body is right for its endpoint (check: data.allowed is true;
@@ -82,10 +83,10 @@ signal.signal(signal.SIGTERM, _on_term)
 
 
 def pg(action):
-    """Stop or start the faults cluster through scripts/faults --pg (scripts/lib/db.sh)."""
+    """Stop or start the faults cluster through tests/faults/run --pg (scripts/lib/db.sh)."""
     r = subprocess.run([SCRIPT, "--pg", action], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
-        raise RuntimeError(f"scripts/faults --pg {action} failed: {r.stderr.strip()}")
+        raise RuntimeError(f"tests/faults/run --pg {action} failed: {r.stderr.strip()}")
 
 
 def psql_cmd(*sql):

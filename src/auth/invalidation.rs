@@ -1,20 +1,84 @@
-//! `LISTEN` for other replicas' invalidations. While the connection is down the caches are
-//! bypassed; when it is back they restart empty, since messages may have been missed.
+//! Cache invalidation, in one place (SPEC §7): what a write changed (`Invalidation`), how it
+//! reaches every replica (a `NOTIFY` in the writing transaction), how a replica's own caches
+//! drop it before the response is sent (`commit_invalidating`), and how the other replicas hear
+//! it (`listen`).
 //!
-//! A connection can also die without saying so: a frozen proxy, a NAT entry dropped, a peer gone
-//! without FIN or RST (half-open TCP). Nothing then arrives, which looks exactly like a quiet
-//! system. So the listener asks its own connection a question every `PROBE_EVERY`; no answer
-//! within `PROBE_TIMEOUT` counts as a drop (SPEC §7: detected within 5 s). The same probe
-//! refuses a server in recovery (a standby after a failover, which never sees the primary's
-//! NOTIFYs).
+//! While the `LISTEN` connection is down the caches are bypassed; when it is back they restart
+//! empty, since messages may have been missed. A connection can also die without saying so: a
+//! frozen proxy, a NAT entry dropped, a peer gone without FIN or RST (half-open TCP). Nothing
+//! then arrives, which looks exactly like a quiet system. So the listener asks its own
+//! connection a question every `PROBE_EVERY`; no answer within `PROBE_TIMEOUT` counts as a drop
+//! (SPEC §7: detected within 5 s). The same probe refuses a server in recovery (a standby after a
+//! failover, which never sees the primary's NOTIFYs).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
-use super::cache::{Caches, Invalidation};
+use super::cache::Caches;
+
+/// The channel every replica listens on.
+pub const CHANNEL: &str = "tokengate_invalidation";
+
+/// What a write changed, as sent between replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// A token's status, name, secret or existence.
+    Token(Uuid),
+    /// Policies, links or memberships of an organization: live permissions, and the status of
+    /// personal tokens of removed members.
+    Organization(Uuid),
+    /// Everything (the listener reconnected and may have missed messages).
+    All,
+}
+
+impl Invalidation {
+    pub fn payload(&self) -> String {
+        match self {
+            Invalidation::Token(id) => format!("t:{id}"),
+            Invalidation::Organization(id) => format!("o:{id}"),
+            Invalidation::All => "*".to_owned(),
+        }
+    }
+
+    /// Unknown payloads mean "everything": a newer replica may speak a richer language.
+    pub fn parse(payload: &str) -> Invalidation {
+        let parsed = match payload.split_once(':') {
+            Some(("t", id)) => id.parse().ok().map(Invalidation::Token),
+            Some(("o", id)) => id.parse().ok().map(Invalidation::Organization),
+            _ => None,
+        };
+        parsed.unwrap_or(Invalidation::All)
+    }
+
+    /// Drops every cached entry the change can affect.
+    pub fn apply(self, caches: &Caches) {
+        match self {
+            Invalidation::Token(id) => caches.drop_token(id),
+            Invalidation::Organization(org) => caches.drop_organization(org),
+            Invalidation::All => caches.clear(),
+        }
+    }
+}
+
+/// Commits `tx` after queuing a NOTIFY for the other replicas (PostgreSQL delivers it when the
+/// transaction commits, and never if it does not), then drops this process's entries: all
+/// before the handler answers, so the next request sees the change.
+pub async fn commit_invalidating(
+    caches: &Caches,
+    mut tx: Transaction<'_, Postgres>,
+    what: Invalidation,
+) -> sqlx::Result<()> {
+    sqlx::query!("select pg_notify($1, $2)", CHANNEL, what.payload())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    what.apply(caches);
+    Ok(())
+}
 
 /// How often the listener checks that its connection still answers.
 pub const PROBE_EVERY: Duration = Duration::from_secs(2);
@@ -23,7 +87,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Listens until the process ends, on connections of its own made from `options` (kept apart
 /// from the request pool, and from transaction-pooling proxies, which cannot carry `LISTEN`).
-pub async fn run(options: PgConnectOptions, caches: Arc<Caches>) {
+pub async fn listen(options: PgConnectOptions, caches: Arc<Caches>) {
     let mut delay = Duration::from_millis(200);
     loop {
         // A pool per connection: a connection given up as silent is dropped, and sqlx's
@@ -39,7 +103,7 @@ pub async fn run(options: PgConnectOptions, caches: Arc<Caches>) {
                 caches.set_enabled(true);
                 tracing::info!("cache invalidation listener connected; caches enabled");
                 delay = Duration::from_millis(200);
-                let why = listen(&mut listener, &caches).await;
+                let why = apply_notifications(&mut listener, &caches).await;
                 caches.set_enabled(false);
                 tracing::warn!(
                     reason = why,
@@ -64,7 +128,7 @@ pub async fn run(options: PgConnectOptions, caches: Arc<Caches>) {
 
 /// Applies notifications until the connection is lost, fails, or stops answering its probe;
 /// returns which.
-async fn listen(listener: &mut PgListener, caches: &Caches) -> &'static str {
+async fn apply_notifications(listener: &mut PgListener, caches: &Caches) -> &'static str {
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     probe.tick().await;
@@ -73,7 +137,7 @@ async fn listen(listener: &mut PgListener, caches: &Caches) -> &'static str {
         tokio::select! {
             received = listener.try_recv() => match received {
                 Ok(Some(notification)) => {
-                    caches.invalidate(Invalidation::parse(notification.payload()));
+                    Invalidation::parse(notification.payload()).apply(caches);
                 }
                 Ok(None) => return "connection lost",
                 Err(_) => return "connection failed",
@@ -87,7 +151,7 @@ async fn listen(listener: &mut PgListener, caches: &Caches) -> &'static str {
                 }
                 // Notifications that came in while the probe ran were buffered.
                 while let Some(notification) = listener.next_buffered() {
-                    caches.invalidate(Invalidation::parse(notification.payload()));
+                    Invalidation::parse(notification.payload()).apply(caches);
                 }
             }
         }
@@ -107,6 +171,24 @@ async fn connect(pool: &PgPool) -> anyhow::Result<PgListener> {
     if in_recovery(&mut listener).await? {
         anyhow::bail!("the server is a standby in recovery: its NOTIFYs are not the primary's");
     }
-    listener.listen(Invalidation::CHANNEL).await?;
+    listener.listen(CHANNEL).await?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_unknown_ones_mean_everything() {
+        let id = Uuid::new_v4();
+        for inv in [
+            Invalidation::Token(id),
+            Invalidation::Organization(id),
+            Invalidation::All,
+        ] {
+            assert_eq!(Invalidation::parse(&inv.payload()), inv);
+        }
+        assert_eq!(Invalidation::parse("x:garbage"), Invalidation::All);
+    }
 }
