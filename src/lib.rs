@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod db;
+pub mod gateway;
 pub mod http;
 pub mod names;
 pub mod policy;
