@@ -94,12 +94,18 @@ impl Case<'_> {
                     .await;
                 }
             }
-            let policies = IamSnapshot::take(self.app, self.world.org)
-                .await
+            let snapshot = IamSnapshot::take(self.app, self.world.org).await;
+            let policies = snapshot
                 .member_policies
-                .into_iter()
+                .iter()
                 .filter(|(u, _)| *u == member.user)
-                .map(|(_, p)| p)
+                .map(|(_, p)| *p)
+                .collect::<Vec<_>>();
+            let groups = snapshot
+                .group_members
+                .iter()
+                .filter(|(_, u)| *u == member.user)
+                .map(|(g, _)| *g)
                 .collect::<Vec<_>>();
             let removal_who = self.world.creds[remover].who();
             let removal_path = format!("/api/v1/members/{}", member.user);
@@ -136,7 +142,8 @@ impl Case<'_> {
             if self.violations.len() > known || self.world.members[victim].is_member {
                 break;
             }
-            // Back in, with the policies they had, for another round.
+            // Back in, with the policies and the groups they had, for another round: the
+            // tokens the next round makes must be measured against the same member.
             let back = self
                 .call(
                     Some(0),
@@ -146,6 +153,15 @@ impl Case<'_> {
                                   "password": PASSWORD, "policyIds": policies })),
                 )
                 .await;
+            for group in &groups {
+                self.call(
+                    Some(0),
+                    Method::PUT,
+                    &format!("/api/v1/groups/{group}/members/{}", member.user),
+                    None,
+                )
+                .await;
+            }
             self.world.sync(self.app).await;
             self.note(format!("{} added back → {}", member.label, back.summary()));
             if !self.world.members[victim].is_member {
