@@ -41,39 +41,9 @@ pub fn statements_allow(statements: &[Statement], action: &str, rn: &str) -> boo
 
 #[cfg(test)]
 mod tests {
-    use super::super::builtin::{builtin_policies, OWNER_POLICY_ID};
+    use super::super::builtin::OWNER_POLICY_ID;
+    use super::super::fixtures::{allow, builtin, deny};
     use super::*;
-
-    fn stmt(
-        resource_type: &str,
-        effect: Effect,
-        actions: &[&str],
-        resources: &[&str],
-    ) -> Statement {
-        Statement {
-            id: String::new(),
-            resource_type: resource_type.to_owned(),
-            effect,
-            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
-            resources: resources.iter().map(|r| (*r).to_owned()).collect(),
-        }
-    }
-
-    fn allow(resource_type: &str, actions: &[&str], resources: &[&str]) -> Statement {
-        stmt(resource_type, Effect::Allow, actions, resources)
-    }
-
-    fn deny(resource_type: &str, actions: &[&str], resources: &[&str]) -> Statement {
-        stmt(resource_type, Effect::Deny, actions, resources)
-    }
-
-    fn builtin(id: uuid::Uuid) -> Vec<Statement> {
-        builtin_policies()
-            .into_iter()
-            .find(|policy| policy.id == id)
-            .map(|policy| policy.statements)
-            .unwrap_or_default()
-    }
 
     #[test]
     fn matching_allow_statement_allows() {

@@ -8,6 +8,8 @@
 mod builtin;
 mod catalogue;
 mod eval;
+#[cfg(test)]
+mod fixtures;
 mod layers;
 mod rn;
 mod statement;

@@ -1,31 +1,6 @@
-use super::super::builtin::{builtin_policies, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
+use super::super::builtin::{DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
+use super::super::fixtures::{allow, builtin, deny};
 use super::*;
-
-fn stmt(resource_type: &str, effect: Effect, actions: &[&str], resources: &[&str]) -> Statement {
-    Statement {
-        id: String::new(),
-        resource_type: resource_type.to_owned(),
-        effect,
-        actions: actions.iter().map(|a| (*a).to_owned()).collect(),
-        resources: resources.iter().map(|r| (*r).to_owned()).collect(),
-    }
-}
-
-fn allow(resource_type: &str, actions: &[&str], resources: &[&str]) -> Statement {
-    stmt(resource_type, Effect::Allow, actions, resources)
-}
-
-fn deny(resource_type: &str, actions: &[&str], resources: &[&str]) -> Statement {
-    stmt(resource_type, Effect::Deny, actions, resources)
-}
-
-fn builtin(id: uuid::Uuid) -> Vec<Statement> {
-    builtin_policies()
-        .into_iter()
-        .find(|policy| policy.id == id)
-        .map(|policy| policy.statements)
-        .unwrap_or_default()
-}
 
 fn member(statements: Vec<Statement>) -> Layers {
     Layers::member(Arc::new(statements))
