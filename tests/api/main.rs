@@ -11,6 +11,7 @@ mod helpers;
 mod iam;
 mod identity;
 mod invariants;
+mod key_rotation;
 mod limits;
 mod names;
 mod pool;
