@@ -221,10 +221,40 @@ async fn a_request_timeout_answers_408_with_the_security_headers(db: PgPool) {
     tokio::time::timeout(Duration::from_secs(10), read_head)
         .await
         .expect("a response within the timeout");
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    let mut body = head.split_off(end);
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(head.starts_with("http/1.1 408"), "{head}");
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     assert!(head.contains("cache-control: no-store"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    // The envelope, as for every other refusal.
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .expect("content-length")
+        .trim()
+        .parse()
+        .expect("a length");
+    let read_body = async {
+        while body.len() < length {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before the body");
+            body.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_body)
+        .await
+        .expect("the body");
+    let body: Value = serde_json::from_slice(&body).expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"success": false, "errors": ["RequestTimeout"], "data": null})
+    );
     process.terminate();
     process.exit_within(Duration::from_secs(10)).await;
 }
