@@ -234,3 +234,35 @@ async fn a_malformed_previous_key_stops_the_start_and_says_which_without_printin
         assert!(!stderr.contains(short), "{stderr}");
     }
 }
+
+/// A rolling restart (docs/operations.md): first every replica learns the new key as a previous
+/// one, then each takes it as current. Replicas of both steps serve side by side, each moving
+/// digests to its own current key, and no credential is refused on any of them.
+#[sqlx::test]
+async fn replicas_of_both_steps_of_a_rolling_rotation_accept_every_credential(db: PgPool) {
+    let (a, b) = (HashKey::generate_base64(), HashKey::generate_base64());
+    let old = started_with(&db, &a, &[]).await;
+    let (_, owner) = old.owner().await;
+    let (_, pat) = old
+        .token(&owner, json!({ "name": "pat", "type": "Personal" }))
+        .await;
+    let step_one = started_with(&db, &a, &[&b]).await;
+    let step_two = started_with(&db, &b, &[&a]).await;
+    for _ in 0..3 {
+        for replica in [&step_one, &step_two, &step_one] {
+            replica.get("/api/v1/auth/whoami", &pat).await.assert(200);
+            replica.get("/api/v1/auth/whoami", &owner).await.assert(200);
+            // Each replica caches what it verified: drop it, so every call reads the row as
+            // the other step left it.
+            replica.state.auth.caches.clear();
+        }
+    }
+    // Once every replica is on step two, what is used ends on B.
+    step_two.get("/api/v1/auth/whoami", &pat).await.assert(200);
+    step_two
+        .get("/api/v1/auth/whoami", &owner)
+        .await
+        .assert(200);
+    let status = key_status(&db, &b, &a).await;
+    assert_eq!(status.code, 0, "{}", status.stdout);
+}
