@@ -114,6 +114,12 @@ pub async fn serve(
     previous_hash_keys: Vec<HashKey>,
 ) -> anyhow::Result<()> {
     let db = crate::db::pool(&config.database)?;
+    // Key ids name keys without revealing them: what `tokengate key-status` prints.
+    let previous_ids: Vec<String> = previous_hash_keys
+        .iter()
+        .map(|k| k.id().to_string())
+        .collect();
+    tracing::info!(key_id = %hash_key.id(), previous_key_ids = ?previous_ids, "hash keys");
     let extra_actions = parse_extra_actions(&config.extra_actions).map_err(anyhow::Error::msg)?;
     let state = AppState::new(StateConfig {
         db: db.clone(),

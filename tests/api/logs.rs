@@ -1,4 +1,5 @@
-//! Text logs written anywhere but a terminal are plain text: no terminal colour codes in a file.
+//! What the logs of the real binary look like in a file: plain text without terminal colour
+//! codes, naming the hash keys by id only.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,6 +12,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 
 #[sqlx::test]
 async fn text_logs_to_a_file_carry_no_colour_codes(db: PgPool) {
+    let key = tokengate::credential::HashKey::generate_base64();
+    let key_id = tokengate::credential::HashKey::from_base64(&key)
+        .expect("key")
+        .id()
+        .to_string();
     let path = std::env::temp_dir().join(format!("tokengate-{}.log", uuid::Uuid::new_v4()));
     let file = std::fs::File::create(&path).expect("log file");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -20,10 +26,7 @@ async fn text_logs_to_a_file_carry_no_colour_codes(db: PgPool) {
     let mut child = tokio::process::Command::new(BIN)
         .arg("serve")
         .env("DATABASE_URL", database_url(&db))
-        .env(
-            "TOKENGATE_HASH_KEY",
-            tokengate::credential::HashKey::generate_base64(),
-        )
+        .env("TOKENGATE_HASH_KEY", &key)
         .env("TOKENGATE_LISTEN", format!("127.0.0.1:{port}"))
         .env("TOKENGATE_LOG_FORMAT", "text")
         .env("RUST_LOG", "info")
@@ -58,6 +61,12 @@ async fn text_logs_to_a_file_carry_no_colour_codes(db: PgPool) {
     let _ = std::fs::remove_file(&path);
     let text = String::from_utf8_lossy(&logs);
     assert!(text.contains("listening"), "{text}");
+    // Which key it uses, by its id (as `tokengate key-status` names it), never the key.
+    assert!(
+        text.contains("hash keys") && text.contains(&key_id),
+        "{text}"
+    );
+    assert!(!text.contains(&key), "the key was logged");
     assert!(
         text.contains("/health/ready"),
         "request lines logged: {text}"
