@@ -13,6 +13,7 @@ mod identity;
 mod invariants;
 mod key_rotation;
 mod limits;
+mod listener;
 mod logs;
 mod names;
 mod pool;

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 const PASSWORD: &str = "correct horse battery";
 
-struct Process {
+pub(crate) struct Process {
     child: Child,
     addr: String,
     logs: Arc<Mutex<String>>,
@@ -45,7 +45,7 @@ fn key() -> String {
     tokengate::credential::HashKey::generate_base64()
 }
 
-async fn start(database_url: &str, env: &[(&str, &str)]) -> Process {
+pub(crate) async fn start(database_url: &str, env: &[(&str, &str)]) -> Process {
     let port = free_port();
     let mut command = Command::new(BIN);
     command
@@ -85,15 +85,15 @@ async fn start(database_url: &str, env: &[(&str, &str)]) -> Process {
 }
 
 impl Process {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let pid = self.child.id().expect("running").to_string();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -103,7 +103,7 @@ impl Process {
     }
 
     /// Waits for the process to exit, at most `limit`; returns how long it took.
-    async fn exit_within(&mut self, limit: Duration) -> Duration {
+    pub(crate) async fn exit_within(&mut self, limit: Duration) -> Duration {
         let started = Instant::now();
         let status = tokio::time::timeout(limit, self.child.wait())
             .await
