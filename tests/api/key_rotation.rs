@@ -266,3 +266,57 @@ async fn replicas_of_both_steps_of_a_rolling_rotation_accept_every_credential(db
     let status = key_status(&db, &b, &a).await;
     assert_eq!(status.code, 0, "{}", status.stdout);
 }
+
+/// Digests stored before key ids were recorded: counted as unrecorded (blocking the drop of a
+/// previous key, which may have made them), and labelled with the key of the first `serve`
+/// started without previous keys, the only key that can verify them then.
+#[sqlx::test]
+async fn digests_from_before_key_ids_are_labelled_by_a_serve_without_previous_keys(db: PgPool) {
+    let (a, b) = (HashKey::generate_base64(), HashKey::generate_base64());
+    let app = started_with(&db, &a, &[]).await;
+    let (_, owner) = app.owner().await;
+    let (_, pat) = app
+        .token(&owner, json!({ "name": "pat", "type": "Personal" }))
+        .await;
+    app.sql("update access_tokens set secret_key_id = null")
+        .await;
+    app.sql("update sessions set key_id = null").await;
+    let status = key_status(&db, &b, &a).await;
+    assert_eq!(status.code, 4, "{}", status.stdout);
+    assert!(
+        status.stdout.lines().any(|l| l.starts_with("- ")
+            && l.contains("unrecorded")
+            && l.split_whitespace().take(4).collect::<Vec<_>>() == ["-", "1", "0", "1"]),
+        "{}",
+        status.stdout
+    );
+
+    let mut process = crate::process::start(
+        &database_url(&db),
+        &[
+            ("TOKENGATE_HASH_KEY", &a),
+            ("TOKENGATE_PREVIOUS_HASH_KEYS", ""),
+        ],
+    )
+    .await;
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(answer) = reqwest::get(process.url("/health/ready")).await {
+            if answer.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "{}", process.logs());
+    let status = key_status(&db, &a, "").await;
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    assert_eq!(status.counts(&a), Some([1, 0, 1]), "{}", status.stdout);
+    assert!(!status.stdout.contains("unrecorded"), "{}", status.stdout);
+    app.get("/api/v1/auth/whoami", &pat).await.assert(200);
+    process.terminate();
+    process
+        .exit_within(std::time::Duration::from_secs(10))
+        .await;
+}
