@@ -1,11 +1,13 @@
-//! `tokengate serve | migrate | bootstrap | gen-key`.
+//! `tokengate serve | migrate | bootstrap | gen-key | key-status`.
+
+mod key_status;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseConfig, LogFormat, ServeConfig};
+use crate::config::{DatabaseConfig, KeyConfig, LogFormat, ServeConfig};
 use crate::credential::{HashKey, PasswordHasher};
 use crate::{db, http, telemetry};
 
@@ -41,6 +43,18 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Print a fresh TOKENGATE_HASH_KEY.
     GenKey,
+    /// How many credentials still depend on each hash key, and whether the previous keys
+    /// (TOKENGATE_PREVIOUS_HASH_KEYS) can be dropped: exit 0 if so, 4 while credentials still
+    /// need one.
+    KeyStatus(KeyStatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeyStatusArgs {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub keys: KeyConfig,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,19 +105,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bootstrap(args) => bootstrap(args).await,
+        Command::KeyStatus(args) => {
+            let (current, previous) = hash_keys(&args.keys)?;
+            key_status::run(&args.database, &current, &previous).await
+        }
         Command::Serve(config) => {
-            let Some(key) = &config.hash_key else {
-                anyhow::bail!(
-                    "TOKENGATE_HASH_KEY is not set. Make one with `tokengate gen-key` and export it: \
-                     export TOKENGATE_HASH_KEY=$(tokengate gen-key)"
-                );
-            };
-            let key = HashKey::from_base64(key.expose())
-                .map_err(|e| anyhow::anyhow!("{e}. Make a new one with `tokengate gen-key`."))?;
-            http::serve(config, key).await?;
+            let (current, previous) = hash_keys(&config.keys)?;
+            http::serve(config, current, previous).await?;
             Ok(0)
         }
     }
+}
+
+/// The current key and the previous ones, each checked; an error names the variable (and the
+/// entry) at fault, never a key.
+fn hash_keys(config: &KeyConfig) -> anyhow::Result<(HashKey, Vec<HashKey>)> {
+    let Some(key) = &config.hash_key else {
+        anyhow::bail!(
+            "TOKENGATE_HASH_KEY is not set. Make one with `tokengate gen-key` and export it: \
+             export TOKENGATE_HASH_KEY=$(tokengate gen-key)"
+        );
+    };
+    let current = HashKey::from_base64(key.expose())
+        .map_err(|e| anyhow::anyhow!("{e}. Make a new one with `tokengate gen-key`."))?;
+    let entries: Vec<&str> = config
+        .previous_hash_keys
+        .iter()
+        .map(|k| k.expose())
+        .collect();
+    let previous = HashKey::previous_from_base64(&current, &entries).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}. TOKENGATE_PREVIOUS_HASH_KEYS takes the keys used before TOKENGATE_HASH_KEY, \
+             comma-separated, each as `tokengate gen-key` prints it."
+        )
+    })?;
+    Ok((current, previous))
 }
 
 async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<i32> {

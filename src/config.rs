@@ -102,6 +102,25 @@ pub struct DatabaseConfig {
     pub db_verify_connections: u32,
 }
 
+/// The hash keys: the current one, and those a key rotation left behind.
+#[derive(Debug, Clone, Args)]
+pub struct KeyConfig {
+    /// Base64 of at least 32 random bytes; `tokengate gen-key` makes one.
+    #[arg(long, env = "TOKENGATE_HASH_KEY", hide_env_values = true)]
+    pub hash_key: Option<Secret>,
+
+    /// Keys used before TOKENGATE_HASH_KEY, comma-separated, in the same format: credentials
+    /// made under them keep working and move to the current key when used
+    /// (`tokengate key-status` says when none is left).
+    #[arg(
+        long,
+        env = "TOKENGATE_PREVIOUS_HASH_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub previous_hash_keys: Vec<Secret>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     #[command(flatten)]
@@ -158,9 +177,8 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Base64 of at least 32 random bytes; `tokengate gen-key` makes one.
-    #[arg(long, env = "TOKENGATE_HASH_KEY", hide_env_values = true)]
-    pub hash_key: Option<Secret>,
+    #[command(flatten)]
+    pub keys: KeyConfig,
 
     /// Lifetime of a web session, in seconds.
     #[arg(long, env = SESSION_TTL.var, default_value_t = 12 * 3600,

@@ -14,7 +14,11 @@ pub fn init(format: LogFormat) {
     // try_init: tests may initialise more than once.
     let _ = match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(colour())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
@@ -27,6 +31,14 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
     log_panics_without_their_message();
+}
+
+/// Colour codes only for a person at a terminal: a file, a pipe or a log collector gets plain
+/// text (and `NO_COLOR`, set to anything, turns them off too).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    let no_color = matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }
 
 /// Panics go to the log, in its format, with where they happened but not their message: the

@@ -85,6 +85,10 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// How long an answer may take before the connection counts as dropped.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest wait between two attempts to connect the listener: while it is down the caches
+/// are bypassed (every verification reads the database), so it is back soon after the database.
+pub const RETRY_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
 /// Listens until the process ends, on connections of its own made from `options` (kept apart
 /// from the request pool, and from transaction-pooling proxies, which cannot carry `LISTEN`).
 pub async fn listen(options: PgConnectOptions, caches: Arc<Caches>) {
@@ -122,7 +126,7 @@ pub async fn listen(options: PgConnectOptions, caches: Arc<Caches>) {
             }
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        delay = (delay * 2).min(RETRY_AT_MOST_EVERY);
     }
 }
 

@@ -11,8 +11,9 @@ use super::principal::{Principal, PrincipalKind};
 use super::refusal::Refusal;
 use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind, Digest};
+use crate::db::hash_keys::{self, Stored};
 use crate::db::tokens::{TokenKind, TokenStatus};
-use crate::db::verification;
+use crate::db::verification::{self, VerifiedToken};
 use crate::policy::{Layers, Statement};
 
 /// The principal a personal or service token acts as, if it may act at all.
@@ -38,6 +39,7 @@ pub(super) async fn token_principal(
             CacheStats::count(&stats.token_misses);
             load(
                 verifier,
+                credential,
                 digest,
                 credential.kind() == CredentialKind::PersonalToken,
             )
@@ -113,6 +115,7 @@ pub(super) async fn token_principal(
 /// unknown digest only briefly). For a personal token, also its owner's live permissions.
 async fn load(
     verifier: &Verifier,
+    credential: &Credential,
     digest: Digest,
     personal: bool,
 ) -> Result<(Arc<CachedToken>, Option<Arc<LiveEntry>>), Refusal> {
@@ -130,6 +133,11 @@ async fn load(
             })
         })
         .await?;
+    let row = match row {
+        Some(row) => Some(row),
+        None if verifier.previous_keys.is_empty() => None,
+        None => under_previous_key(verifier, credential, digest, personal).await?,
+    };
     let Some(row) = row else {
         caches.insert_token(generation, digest, None);
         return Err(Refusal::Unauthorized);
@@ -172,4 +180,32 @@ async fn load(
     });
     caches.insert_token(generation, digest, Some(token.clone()));
     Ok((token, live))
+}
+
+/// A token whose secret was digested before the hash key was rotated: tried under each previous
+/// key only once the current key found nothing (so the usual lookup is unchanged), then moved to
+/// the current key by one conditional UPDATE, so that its next use is an ordinary lookup.
+async fn under_previous_key(
+    verifier: &Verifier,
+    credential: &Credential,
+    current: Digest,
+    personal: bool,
+) -> sqlx::Result<Option<VerifiedToken>> {
+    for key in &verifier.previous_keys {
+        let old = key.digest(credential);
+        let found = match verification::by_digest(&verifier.db, old, personal).await? {
+            Some(row) => Some((row, Stored::TokenSecret)),
+            None => verification::by_previous_digest(&verifier.db, old)
+                .await?
+                .map(|row| (row, Stored::GraceSecret)),
+        };
+        if let Some((row, stored)) = found {
+            let key_id = verifier.hash_key.id();
+            hash_keys::redigest(&verifier.db, stored, row.id, old, current, key_id).await?;
+            tracing::debug!(token_id = %row.id, previous_key_id = %key.id(),
+                "token secret moved to the current hash key");
+            return Ok(Some(row));
+        }
+    }
+    Ok(None)
 }

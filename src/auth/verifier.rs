@@ -10,6 +10,7 @@ use super::cache::{CacheStats, Caches, LiveEntry};
 use super::last_used::LastUsed;
 use super::rate_limit::{ClientAddress, RateLimiter};
 use crate::credential::{Credential, HashKey};
+use crate::db::hash_keys::{self, Stored};
 use crate::db::iam;
 use crate::db::identity::{self, SessionUser};
 use crate::db::readers::Readers;
@@ -24,6 +25,8 @@ pub struct VerifierParts {
     /// Connections of their own for token and live-permission reads (`db::readers`).
     pub readers: Readers,
     pub hash_key: HashKey,
+    /// Keys used before `hash_key`: tried only when it finds nothing (`db::hash_keys`).
+    pub previous_keys: Vec<HashKey>,
     pub caches: Arc<Caches>,
     pub last_used: Arc<LastUsed>,
     /// Failed authentications per client address.
@@ -61,13 +64,27 @@ impl Verifier {
         Ok(entry)
     }
 
-    /// The live web session this credential opened, if any.
+    /// The live web session this credential opened, if any. One opened before the hash key
+    /// was rotated is found under a previous key and moved to the current one.
     pub(super) async fn session(
         &self,
         credential: &Credential,
     ) -> sqlx::Result<Option<SessionUser>> {
         let digest = self.hash_key.digest(credential);
-        identity::session_by_digest(&self.db, &digest).await
+        let found = identity::session_by_digest(&self.db, &digest).await?;
+        if found.is_some() || self.previous_keys.is_empty() {
+            return Ok(found);
+        }
+        for key in &self.previous_keys {
+            let old = key.digest(credential);
+            if let Some(session) = identity::session_by_digest(&self.db, &old).await? {
+                let key_id = self.hash_key.id();
+                let id = session.session_id;
+                hash_keys::redigest(&self.db, Stored::Session, id, old, digest, key_id).await?;
+                return Ok(Some(session));
+            }
+        }
+        Ok(None)
     }
 }
 

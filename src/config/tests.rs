@@ -75,6 +75,7 @@ fn every_numeric_setting_has_a_range() {
                     "TOKENGATE_LISTEN_DATABASE_URL",
                     "TOKENGATE_LISTEN",
                     "TOKENGATE_HASH_KEY",
+                    "TOKENGATE_PREVIOUS_HASH_KEYS",
                     "TOKENGATE_CORS_ORIGINS",
                     "TOKENGATE_EXTRA_ACTIONS",
                 ]

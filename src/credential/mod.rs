@@ -6,7 +6,7 @@ mod email;
 mod format;
 mod password;
 
-pub use digest::{Digest, HashKey};
+pub use digest::{Digest, HashKey, KeyId};
 pub use email::canonical_email;
 pub use format::{Credential, CredentialKind, Malformed};
 pub use password::{

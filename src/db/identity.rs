@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::audit::{self, Actor};
-use crate::credential::{canonical_email, Digest};
+use crate::credential::{canonical_email, Digest, KeyId};
 use crate::policy::OWNER_POLICY_ID;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -143,15 +143,18 @@ pub async fn create_session(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
     digest: &Digest,
+    key: KeyId,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query!(
-        "insert into sessions (id, user_id, secret_hash, expires_at) values ($1, $2, $3, $4)",
+        "insert into sessions (id, user_id, secret_hash, expires_at, key_id)
+         values ($1, $2, $3, $4, $5)",
         id,
         user_id,
         digest.as_bytes(),
-        expires_at
+        expires_at,
+        key.to_string()
     )
     .execute(db)
     .await?;

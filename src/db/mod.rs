@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod groups;
+pub mod hash_keys;
 pub mod iam;
 pub mod identity;
 pub mod lists;

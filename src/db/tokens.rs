@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::lists::Page;
-use crate::credential::{CredentialKind, Digest};
+use crate::credential::{CredentialKind, Digest, KeyId};
 use crate::db::identity::UserView;
 use crate::names::unique_key;
 use crate::policy::Statement;
@@ -118,6 +118,8 @@ pub struct NewToken<'a> {
     pub creator_id: Uuid,
     pub created_by_token_id: Option<Uuid>,
     pub digest: &'a Digest,
+    /// The key that made `digest`.
+    pub key: KeyId,
     pub hint: &'a str,
     pub scope: Option<&'a serde_json::Value>,
     pub ceiling: &'a serde_json::Value,
@@ -128,8 +130,9 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewToken<'_>) -> sq
     let id = Uuid::new_v4();
     sqlx::query!(
         "insert into access_tokens (id, organization_id, name, name_key, type, status,
-             creator_id, created_by_token_id, secret_hash, hint, scope, ceiling, expires_at)
-         values ($1, $2, $3, $4, $5, 'Active', $6, $7, $8, $9, $10, $11, $12)",
+             creator_id, created_by_token_id, secret_hash, hint, scope, ceiling, expires_at,
+             secret_key_id)
+         values ($1, $2, $3, $4, $5, 'Active', $6, $7, $8, $9, $10, $11, $12, $13)",
         id,
         new.organization_id,
         new.name,
@@ -142,6 +145,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewToken<'_>) -> sq
         new.scope,
         new.ceiling,
         new.expires_at,
+        new.key.to_string(),
     )
     .execute(&mut **tx)
     .await?;
@@ -353,20 +357,24 @@ pub async fn rotate(
     organization_id: Uuid,
     id: Uuid,
     digest: &Digest,
+    key: KeyId,
     hint: &str,
     old_expires_at: Option<DateTime<Utc>>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update access_tokens set
              previous_secret_hash = case when $5::timestamptz is null then null else secret_hash end,
+             previous_secret_key_id =
+                 case when $5::timestamptz is null then null else secret_key_id end,
              previous_secret_expires_at = $5,
-             secret_hash = $3, hint = $4, updated_at = now()
+             secret_hash = $3, secret_key_id = $6, hint = $4, updated_at = now()
          where organization_id = $1 and id = $2",
         organization_id,
         id,
         digest.as_bytes(),
         hint,
-        old_expires_at
+        old_expires_at,
+        key.to_string()
     )
     .execute(db)
     .await?;

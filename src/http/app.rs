@@ -86,6 +86,8 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
         ))
+        // The timeout answers outside `finish_responses`: its 408 gets the envelope here.
+        .layer(middleware::map_response(envelope_timeouts))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -162,6 +164,10 @@ async fn limit_header_size(request: Request, next: Next) -> Response {
 async fn finish_responses(mut request: Request, next: Next) -> Response {
     drain::discard_what_is_left_unread(request.body_mut());
     envelope_framework_errors(next.run(request).await)
+}
+
+async fn envelope_timeouts(response: Response) -> Response {
+    envelope_framework_errors(response)
 }
 
 /// Rejections produced outside our handlers (timeouts, body limits, ...) still get the envelope.

@@ -127,6 +127,7 @@ async fn login(
         &state.db,
         user.id,
         &state.auth.hash_key.digest(&credential),
+        state.auth.hash_key.id(),
         expires_at,
     )
     .await?;

@@ -107,12 +107,24 @@ pub async fn run(
 const LAST_USED_FLUSH_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Serves until SIGTERM or ctrl-c, then lets in-flight requests finish.
-pub async fn serve(config: ServeConfig, hash_key: HashKey) -> anyhow::Result<()> {
+/// `previous_hash_keys`: the keys before `hash_key` (`TOKENGATE_PREVIOUS_HASH_KEYS`).
+pub async fn serve(
+    config: ServeConfig,
+    hash_key: HashKey,
+    previous_hash_keys: Vec<HashKey>,
+) -> anyhow::Result<()> {
     let db = crate::db::pool(&config.database)?;
+    // Key ids name keys without revealing them: what `tokengate key-status` prints.
+    let previous_ids: Vec<String> = previous_hash_keys
+        .iter()
+        .map(|k| k.id().to_string())
+        .collect();
+    tracing::info!(key_id = %hash_key.id(), previous_key_ids = ?previous_ids, "hash keys");
     let extra_actions = parse_extra_actions(&config.extra_actions).map_err(anyhow::Error::msg)?;
     let state = AppState::new(StateConfig {
         db: db.clone(),
         hash_key,
+        previous_hash_keys,
         hasher: PasswordHasher::new(config.max_concurrent_hashes(), config.max_queued_hashes)?,
         catalogue: Catalogue::builtin().with_extra(extra_actions),
         session_ttl: config.session_ttl(),
@@ -184,6 +196,7 @@ async fn migrate_until_done(state: AppState) {
         match crate::db::migrate(&state.db).await {
             Ok(()) => {
                 tracing::info!("database ready, migrations applied");
+                label_digests(&state).await;
                 state.migrated.store(true, Ordering::SeqCst);
                 return;
             }
@@ -194,6 +207,20 @@ async fn migrate_until_done(state: AppState) {
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
+    }
+}
+
+/// Without previous keys, the current key is the only one that can verify a credential, so
+/// digests stored before key ids were recorded are labelled with it (`tokengate key-status`).
+async fn label_digests(state: &AppState) {
+    if !state.auth.previous_keys.is_empty() {
+        return;
+    }
+    match crate::db::hash_keys::label_unlabelled(&state.db, state.auth.hash_key.id()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(digests = n, key_id = %state.auth.hash_key.id(),
+            "labelled digests made before key ids were recorded with the current key"),
+        Err(e) => tracing::warn!(error = %e, "could not label digests with the current key id"),
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Inner {
 pub struct StateConfig {
     pub db: PgPool,
     pub hash_key: HashKey,
+    /// Keys used before `hash_key` (`TOKENGATE_PREVIOUS_HASH_KEYS`), newest first.
+    pub previous_hash_keys: Vec<HashKey>,
     pub hasher: PasswordHasher,
     pub catalogue: Catalogue,
     pub session_ttl: Duration,
@@ -57,6 +59,7 @@ impl AppState {
             db: config.db.clone(),
             readers,
             hash_key: config.hash_key,
+            previous_keys: config.previous_hash_keys,
             caches: Arc::new(Caches::new(config.cache)),
             last_used: Arc::new(LastUsed::default()),
             auth_failures: config.limits.auth_failures(),

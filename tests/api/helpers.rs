@@ -87,6 +87,8 @@ impl Resp {
 pub struct Setup {
     /// The server key (base64); a new one by default.
     pub key: Option<String>,
+    /// `TOKENGATE_PREVIOUS_HASH_KEYS` (base64 each); none by default.
+    pub previous_keys: Vec<String>,
     pub readers: Option<ReadersConfig>,
     pub cache: CacheConfig,
     /// Where the cache-invalidation listener connects; the database's own address by default.
@@ -168,10 +170,14 @@ impl TestApp {
     pub async fn spawn_with(db: PgPool, setup: Setup) -> TestApp {
         let key = setup.key.unwrap_or_else(HashKey::generate_base64);
         let hash_key = HashKey::from_base64(&key).expect("key");
+        let previous: Vec<&str> = setup.previous_keys.iter().map(String::as_str).collect();
+        let previous_hash_keys =
+            HashKey::previous_from_base64(&hash_key, &previous).expect("previous keys");
         let hasher = setup.hasher.unwrap_or_else(default_hasher);
         let state = AppState::new(StateConfig {
             db: db.clone(),
             hash_key,
+            previous_hash_keys,
             hasher,
             catalogue: Catalogue::builtin(),
             session_ttl: Duration::from_secs(3600),

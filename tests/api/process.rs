@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 const PASSWORD: &str = "correct horse battery";
 
-struct Process {
+pub(crate) struct Process {
     child: Child,
     addr: String,
     logs: Arc<Mutex<String>>,
@@ -45,7 +45,7 @@ fn key() -> String {
     tokengate::credential::HashKey::generate_base64()
 }
 
-async fn start(database_url: &str, env: &[(&str, &str)]) -> Process {
+pub(crate) async fn start(database_url: &str, env: &[(&str, &str)]) -> Process {
     let port = free_port();
     let mut command = Command::new(BIN);
     command
@@ -85,15 +85,15 @@ async fn start(database_url: &str, env: &[(&str, &str)]) -> Process {
 }
 
 impl Process {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let pid = self.child.id().expect("running").to_string();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -103,7 +103,7 @@ impl Process {
     }
 
     /// Waits for the process to exit, at most `limit`; returns how long it took.
-    async fn exit_within(&mut self, limit: Duration) -> Duration {
+    pub(crate) async fn exit_within(&mut self, limit: Duration) -> Duration {
         let started = Instant::now();
         let status = tokio::time::timeout(limit, self.child.wait())
             .await
@@ -221,10 +221,40 @@ async fn a_request_timeout_answers_408_with_the_security_headers(db: PgPool) {
     tokio::time::timeout(Duration::from_secs(10), read_head)
         .await
         .expect("a response within the timeout");
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    let mut body = head.split_off(end);
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(head.starts_with("http/1.1 408"), "{head}");
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     assert!(head.contains("cache-control: no-store"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    // The envelope, as for every other refusal.
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .expect("content-length")
+        .trim()
+        .parse()
+        .expect("a length");
+    let read_body = async {
+        while body.len() < length {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before the body");
+            body.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_body)
+        .await
+        .expect("the body");
+    let body: Value = serde_json::from_slice(&body).expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"success": false, "errors": ["RequestTimeout"], "data": null})
+    );
     process.terminate();
     process.exit_within(Duration::from_secs(10)).await;
 }

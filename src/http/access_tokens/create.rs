@@ -148,6 +148,7 @@ pub(super) async fn create(
             creator_id: principal.accountable_user_id(),
             created_by_token_id: principal.token_id(),
             digest: &state.auth.hash_key.digest(&credential),
+            key: state.auth.hash_key.id(),
             hint: &credential.hint(),
             scope: scope_json.as_ref(),
             ceiling: &ceiling,

@@ -215,6 +215,7 @@ pub(super) async fn rotate(
         org,
         id,
         &state.auth.hash_key.digest(&credential),
+        state.auth.hash_key.id(),
         &credential.hint(),
         old_expires_at,
     )
