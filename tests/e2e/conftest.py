@@ -249,6 +249,12 @@ class Ui:
         expect(self.page.get_by_role("heading", name="Access tokens", exact=True)).to_be_visible()
         self.wait_for_list()
 
+    def logout(self):
+        """Log out and wait until the page has forgotten the session: navigating away before
+        that can abort the logout call and leave the session in sessionStorage."""
+        self.page.get_by_role("button", name="Log out", exact=True).click()
+        expect(self.page.get_by_role("button", name="Log in", exact=True)).to_be_visible()
+
     def wait_for_list(self):
         expect(self.page.locator("table.tokens[aria-busy]")).to_have_count(0)
 

@@ -193,7 +193,7 @@ def test_rows_the_member_may_not_manage_are_read_only(org, ui, api, page):
 
     # Dana loses every permission: her own token is still listed, but read-only.
     org.as_owner("DELETE", f"/members/{dana['id']}/policies/{DEVELOPER}")
-    page.get_by_role("button", name="Log out", exact=True).click()
+    ui.logout()
     ui.login(dana["email"])
     expect(ui.row("ci-flags")).to_contain_text("Read-only")
     expect(ui.row("ci-flags").get_by_role("button")).to_have_count(0)
@@ -375,7 +375,7 @@ def test_docs_screenshots(api, owner_token, ui, page):
     page.screenshot(path=str(docs / "ui-access-tokens.png"))
 
     # The drawer as a Developer sees it: what they do not hold is greyed out.
-    page.get_by_role("button", name="Log out", exact=True).click()
+    ui.logout()
     ui.login(dana["email"])
     drawer = ui.open_add()
     drawer.get_by_label("Name", exact=True).fill("flag-sync")
