@@ -173,3 +173,13 @@ async fn load(
     caches.insert_token(generation, digest, Some(token.clone()));
     Ok((token, live))
 }
+
+/// The principal a token someone else presents acts as (RFC 7662 introspection): the same
+/// verification as the token's own requests, without the caller's rate limits.
+pub async fn presented_token(verifier: &Verifier, raw: &str) -> Result<Principal, Refusal> {
+    let credential = Credential::parse(raw.trim()).map_err(|_| Refusal::Unauthorized)?;
+    if credential.kind() == CredentialKind::WebSession {
+        return Err(Refusal::Unauthorized);
+    }
+    token_principal(verifier, &credential, None).await
+}

@@ -19,8 +19,8 @@ use super::error::{status_response, ApiError};
 use super::extract::MAX_BODY_BYTES;
 use super::state::AppState;
 use super::{
-    access_tokens, audit, auth, drain, groups, headers, health, identity, members, openapi,
-    organizations, panic, permissions, policies, retry, ui,
+    access_tokens, audit, auth, drain, forward, groups, headers, health, identity, introspect,
+    members, openapi, organizations, panic, permissions, policies, retry, secret_scanning, ui,
 };
 use crate::auth::ORGANIZATION_HEADER;
 
@@ -57,8 +57,12 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(permissions::router())
         .merge(access_tokens::router())
         .merge(audit::router())
+        .merge(secret_scanning::router())
         .layer(middleware::from_fn(retry::retry_lost_races));
-    management.merge(auth::router())
+    management
+        .merge(auth::router())
+        .merge(forward::router())
+        .merge(introspect::router())
 }
 
 /// The whole application: routes, the envelope for every refusal, limits, timeouts, request

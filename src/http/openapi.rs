@@ -17,6 +17,7 @@ use super::state::AppState;
         description = "Issues, manages and verifies API access tokens. Every response is \
                        `{success, errors, data}`.",
     ),
+    paths(super::forward::forward_doc, super::forward::forward_path_doc),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

@@ -33,6 +33,27 @@ async fn malformed_json_is_400_invalid_json(db: PgPool) {
     .assert_error(400, "InvalidJson");
 }
 
+/// Broken syntax is `InvalidJson` whatever the route expects (an object, an array, borrowed
+/// strings), even when the first value already has the wrong type.
+#[sqlx::test]
+async fn broken_syntax_is_invalid_json_on_every_kind_of_body(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, owner) = app.owner().await;
+    for (method, path) in [
+        (Method::POST, "/api/v1/identity/login"),
+        (Method::POST, "/api/v1/auth/check"),
+        (Method::POST, "/api/v1/access-tokens"),
+    ] {
+        for body in ["[1,2", "{\"checks\": [1", "\"x"] {
+            app.raw(method.clone(), path, Some(&owner), |r| {
+                r.header("content-type", "application/json").body(body)
+            })
+            .await
+            .assert_error(400, "InvalidJson");
+        }
+    }
+}
+
 #[sqlx::test]
 async fn a_body_that_is_not_utf8_is_400_invalid_json(db: PgPool) {
     let app = TestApp::spawn(db).await;
