@@ -2,7 +2,7 @@
 //! and `serve` share it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -114,6 +114,7 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        .layer(middleware::from_fn(count_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
     if !options.cors_origins.is_empty() {
@@ -138,6 +139,22 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
         .layer(headers::no_store())
         .layer(headers::nosniff())
         .with_state(state)
+}
+
+/// Counts and times every request by its matched route (`/metrics`); unmatched requests share
+/// one label, so a scan of random paths cannot grow the series.
+async fn count_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    crate::metrics::request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 async fn not_found() -> ApiError {

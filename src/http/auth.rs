@@ -17,6 +17,7 @@ use super::state::AppState;
 use crate::auth::{Principal, PrincipalKind};
 use crate::db::identity::{self, UserView};
 use crate::db::tokens::{self, TokenRow, TokenView};
+use crate::metrics;
 use crate::policy::{Statement, MAX_RN_LEN};
 use axum::extract::State;
 
@@ -150,10 +151,19 @@ async fn check(principal: Principal, request: Request) -> ApiResult<Response> {
     let results: Vec<CheckResult> = body
         .checks
         .into_iter()
-        .map(|c| CheckResult {
-            allowed: principal.allows(&c.action, &c.resource),
-            action: c.action,
-            resource: c.resource,
+        .map(|c| {
+            let allowed = principal.allows(&c.action, &c.resource);
+            let outcome = if allowed {
+                metrics::ALLOWED
+            } else {
+                metrics::FORBIDDEN
+            };
+            metrics::decision(principal.kind_label(), outcome);
+            CheckResult {
+                allowed,
+                action: c.action,
+                resource: c.resource,
+            }
         })
         .collect();
     Ok(json_response(StatusCode::OK, check_body(&results)))

@@ -20,6 +20,7 @@ use super::auth::check_problem;
 use super::error::{error_response, ApiError, ApiResult};
 use super::state::AppState;
 use crate::auth::{Principal, PrincipalKind};
+use crate::metrics;
 
 pub const FORWARD: &str = "/api/v1/auth/forward";
 pub const FORWARD_PATH: &str = "/api/v1/auth/forward/{*path}";
@@ -177,10 +178,22 @@ async fn forward(
 ) -> ApiResult<Response> {
     let (action, resource) = match question(&state, &request) {
         Ok(Question::Asked { action, resource }) => (action, resource),
-        Ok(Question::NoRule) => return Err(ApiError::Forbidden),
+        Ok(Question::NoRule) => {
+            metrics::decision(principal.kind_label(), metrics::FORBIDDEN);
+            return Err(ApiError::Forbidden);
+        }
         Err(problem) => return Ok(misconfigured_response(problem)),
     };
-    principal.require(&action, &resource)?;
+    let verdict = principal.require(&action, &resource);
+    metrics::decision(
+        principal.kind_label(),
+        if verdict.is_ok() {
+            metrics::ALLOWED
+        } else {
+            metrics::FORBIDDEN
+        },
+    );
+    verdict?;
     Ok(allowed(&principal))
 }
 

@@ -31,6 +31,8 @@ pub struct Inner {
     pub login_failures: LoginLimiter,
     /// Organization-wide maximum token lifetime, if configured.
     pub max_token_lifetime: Option<Duration>,
+    /// Entries each verification cache may hold (0: caching is off).
+    pub cache_max_entries: usize,
     /// Route rules and secret-scanning keys (`gateway`).
     pub gateway: GatewayConfig,
 }
@@ -74,6 +76,7 @@ impl AppState {
             migrated: AtomicBool::new(config.migrated),
             login_failures: config.limits.login_failures(),
             max_token_lifetime: config.max_token_lifetime,
+            cache_max_entries: config.cache.max_entries,
             gateway: config.gateway,
         }))
     }

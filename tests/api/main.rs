@@ -14,6 +14,7 @@ mod identity;
 mod introspect;
 mod invariants;
 mod limits;
+mod metrics;
 mod names;
 mod pool;
 mod process;
