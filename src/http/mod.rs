@@ -19,6 +19,7 @@ mod identity;
 mod introspect;
 mod members;
 mod openapi;
+mod openapi_contract;
 mod organizations;
 mod panic;
 mod permissions;

@@ -188,6 +188,10 @@ async fn openapi_document_is_3_1_and_lists_every_route(db: PgPool) {
         ("/api/v1/audit-logs", "get"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
+        ("/api/v1/auth/forward", "get"),
+        ("/api/v1/auth/forward/{path}", "get"),
+        ("/api/v1/auth/introspect", "post"),
+        ("/api/v1/secret-scanning/github", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
