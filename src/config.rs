@@ -217,6 +217,16 @@ pub struct ServeConfig {
           value_parser = MAX_TOKEN_LIFETIME_DAYS.parser::<u32>())]
     pub max_token_lifetime_days: Option<u32>,
 
+    /// A route-rules file (TOML) for `/auth/forward`: method and path template to action and
+    /// resource template (docs/integrations.md).
+    #[arg(long, env = "TOKENGATE_ROUTE_RULES")]
+    pub route_rules: Option<std::path::PathBuf>,
+
+    /// GitHub's secret-scanning public keys (its `public_keys` JSON), for
+    /// `POST /api/v1/secret-scanning/github`; without it that route answers 503.
+    #[arg(long, env = "TOKENGATE_SECRET_SCANNING_KEYS_FILE")]
+    pub secret_scanning_keys_file: Option<std::path::PathBuf>,
+
     /// Extra catalogue actions, `Action:resourceType:description` separated by `;`.
     #[arg(long, env = "TOKENGATE_EXTRA_ACTIONS", value_delimiter = ';')]
     pub extra_actions: Vec<String>,

@@ -7,6 +7,7 @@ pub mod credential;
 pub mod db;
 pub mod gateway;
 pub mod http;
+pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod telemetry;

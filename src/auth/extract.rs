@@ -15,6 +15,7 @@ use super::tokens::token_principal;
 use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind};
 use crate::db::identity::{self, UserView};
+use crate::metrics;
 use crate::policy::Layers;
 
 /// FeatBit's name for the header a member session uses to pick an organization.
@@ -54,12 +55,32 @@ fn limit_failures<T>(
     parts: &Parts,
     result: Result<T, Refusal>,
 ) -> Result<T, Refusal> {
-    match result {
+    let result = match result {
         Err(Refusal::Unauthorized) => match verifier.auth_failures.fail(client_ip(parts).into()) {
             Ok(()) => Err(Refusal::Unauthorized),
             Err(retry_after_secs) => Err(Refusal::TooManyFailures { retry_after_secs }),
         },
         other => other,
+    };
+    if let Err(refusal) = &result {
+        let outcome = match refusal {
+            Refusal::Unauthorized => metrics::UNAUTHORIZED,
+            Refusal::TooManyFailures { .. } => metrics::RATE_LIMITED,
+            Refusal::Forbidden => metrics::FORBIDDEN,
+            Refusal::BadRequest(_) | Refusal::Database(_) => return result,
+        };
+        metrics::decision(claimed_kind(&parts.headers), outcome);
+    }
+    result
+}
+
+/// The kind of credential a refused request presented, for metrics: its prefix says.
+fn claimed_kind(headers: &HeaderMap) -> &'static str {
+    match bearer_credential(headers).map(|c| c.kind()) {
+        Ok(CredentialKind::WebSession) => "session",
+        Ok(CredentialKind::PersonalToken) => "personal_token",
+        Ok(CredentialKind::ServiceToken) => "service_token",
+        Err(_) => "unknown",
     }
 }
 

@@ -3,15 +3,26 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LastUsed {
     pending: Mutex<HashMap<Uuid, DateTime<Utc>>>,
+    /// When the pending values were last all written (or there were none), for metrics.
+    last_flush: Mutex<Instant>,
+}
+
+impl Default for LastUsed {
+    fn default() -> Self {
+        LastUsed {
+            pending: Mutex::default(),
+            last_flush: Mutex::new(Instant::now()),
+        }
+    }
 }
 
 /// Bounds the memory a flood of distinct tokens can take between two flushes.
@@ -33,11 +44,15 @@ impl LastUsed {
             Err(_) => return Ok(0),
         };
         if batch.is_empty() {
+            self.flushed();
             return Ok(0);
         }
         let (ids, at): (Vec<Uuid>, Vec<DateTime<Utc>>) = batch.iter().copied().unzip();
         match crate::db::verification::record_last_used(db, &ids, &at).await {
-            Ok(()) => Ok(batch.len()),
+            Ok(()) => {
+                self.flushed();
+                Ok(batch.len())
+            }
             Err(e) => {
                 if let Ok(mut pending) = self.pending.lock() {
                     for (id, at) in batch {
@@ -48,6 +63,25 @@ impl LastUsed {
                 Err(e)
             }
         }
+    }
+
+    fn flushed(&self) {
+        if let Ok(mut at) = self.last_flush.lock() {
+            *at = Instant::now();
+        }
+    }
+
+    /// Since everything pending was last written: how stale `lastUsedAt` may be in the database.
+    pub fn since_flush(&self) -> Duration {
+        self.last_flush
+            .lock()
+            .map(|at| at.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Tokens whose use is noted but not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().map(|p| p.len()).unwrap_or(0)
     }
 
     /// Flushes every `interval` until the process ends.

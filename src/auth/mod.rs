@@ -18,4 +18,5 @@ pub use invalidation::{commit_invalidating, Invalidation};
 pub use last_used::LastUsed;
 pub use principal::{CurrentSession, Principal, PrincipalKind};
 pub use refusal::Refusal;
+pub use tokens::presented_token;
 pub use verifier::{Verifier, VerifierParts};

@@ -37,6 +37,15 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal's kind as a metrics label.
+    pub fn kind_label(&self) -> &'static str {
+        match self.kind {
+            PrincipalKind::Session { .. } => "session",
+            PrincipalKind::PersonalToken { .. } => "personal_token",
+            PrincipalKind::ServiceToken { .. } => "service_token",
+        }
+    }
+
     pub fn allows(&self, action: &str, rn: &str) -> bool {
         self.layers.allows(action, rn)
     }

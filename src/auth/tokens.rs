@@ -209,3 +209,13 @@ async fn under_previous_key(
     }
     Ok(None)
 }
+
+/// The principal a token someone else presents acts as (RFC 7662 introspection): the same
+/// verification as the token's own requests, without the caller's rate limits.
+pub async fn presented_token(verifier: &Verifier, raw: &str) -> Result<Principal, Refusal> {
+    let credential = Credential::parse(raw.trim()).map_err(|_| Refusal::Unauthorized)?;
+    if credential.kind() == CredentialKind::WebSession {
+        return Err(Refusal::Unauthorized);
+    }
+    token_principal(verifier, &credential, None).await
+}

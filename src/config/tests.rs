@@ -78,6 +78,8 @@ fn every_numeric_setting_has_a_range() {
                     "TOKENGATE_PREVIOUS_HASH_KEYS",
                     "TOKENGATE_CORS_ORIGINS",
                     "TOKENGATE_EXTRA_ACTIONS",
+                    "TOKENGATE_ROUTE_RULES",
+                    "TOKENGATE_SECRET_SCANNING_KEYS_FILE",
                 ]
                 .contains(&var.as_str())
         })

@@ -42,6 +42,9 @@ pub async fn record(
     )
     .execute(db)
     .await?;
+    if let Some(event) = action.strip_prefix("access-token.") {
+        crate::metrics::token_event(event);
+    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! and `serve` share it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -19,8 +19,8 @@ use super::error::{status_response, ApiError};
 use super::extract::MAX_BODY_BYTES;
 use super::state::AppState;
 use super::{
-    access_tokens, audit, auth, drain, groups, headers, health, identity, members, openapi,
-    organizations, panic, permissions, policies, retry, ui,
+    access_tokens, audit, auth, drain, forward, groups, headers, health, identity, introspect,
+    members, openapi, organizations, panic, permissions, policies, retry, secret_scanning, ui,
 };
 use crate::auth::ORGANIZATION_HEADER;
 
@@ -57,8 +57,12 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(permissions::router())
         .merge(access_tokens::router())
         .merge(audit::router())
+        .merge(secret_scanning::router())
         .layer(middleware::from_fn(retry::retry_lost_races));
-    management.merge(auth::router())
+    management
+        .merge(auth::router())
+        .merge(forward::router())
+        .merge(introspect::router())
 }
 
 /// The whole application: routes, the envelope for every refusal, limits, timeouts, request
@@ -112,6 +116,7 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        .layer(middleware::from_fn(count_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
     if !options.cors_origins.is_empty() {
@@ -136,6 +141,22 @@ pub fn app(state: AppState, options: &AppOptions) -> Router {
         .layer(headers::no_store())
         .layer(headers::nosniff())
         .with_state(state)
+}
+
+/// Counts and times every request by its matched route (`/metrics`); unmatched requests share
+/// one label, so a scan of random paths cannot grow the series.
+async fn count_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    crate::metrics::request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -2,10 +2,8 @@
 
 use std::borrow::Cow;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,6 +17,7 @@ use super::state::AppState;
 use crate::auth::{Principal, PrincipalKind};
 use crate::db::identity::{self, UserView};
 use crate::db::tokens::{self, TokenRow, TokenView};
+use crate::metrics;
 use crate::policy::{Statement, MAX_RN_LEN};
 use axum::extract::State;
 
@@ -26,7 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(whoami))
         .routes(routes!(check))
-        .routes(routes!(forward))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -119,7 +117,7 @@ pub struct CheckResponse<'a> {
 
 /// What is wrong with a check, as the error code's last part; `None` when it is well-formed.
 /// The caller formats the field path only when there is an error (this runs on every call).
-fn check_problem(action: &str, resource: &str) -> Option<&'static str> {
+pub(super) fn check_problem(action: &str, resource: &str) -> Option<&'static str> {
     if action.is_empty() {
         Some("action_is_required")
     } else if action.len() > MAX_ACTION_LEN {
@@ -153,10 +151,19 @@ async fn check(principal: Principal, request: Request) -> ApiResult<Response> {
     let results: Vec<CheckResult> = body
         .checks
         .into_iter()
-        .map(|c| CheckResult {
-            allowed: principal.allows(&c.action, &c.resource),
-            action: c.action,
-            resource: c.resource,
+        .map(|c| {
+            let allowed = principal.allows(&c.action, &c.resource);
+            let outcome = if allowed {
+                metrics::ALLOWED
+            } else {
+                metrics::FORBIDDEN
+            };
+            metrics::decision(principal.kind_label(), outcome);
+            CheckResult {
+                allowed,
+                action: c.action,
+                resource: c.resource,
+            }
         })
         .collect();
     Ok(json_response(StatusCode::OK, check_body(&results)))
@@ -204,88 +211,9 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-const ACTION_HEADER: HeaderName = HeaderName::from_static("x-auth-action");
-const RESOURCE_HEADER: HeaderName = HeaderName::from_static("x-auth-resource");
-
-fn header<'a>(headers: &'a HeaderMap, name: &HeaderName, field: &str) -> ApiResult<&'a str> {
-    match headers.get(name).map(|v| v.to_str()) {
-        None => Err(ApiError::BadRequest(format!("{field}_is_required"))),
-        Some(Err(_)) => Err(ApiError::BadRequest(format!("{field}_is_invalid"))),
-        Some(Ok(v)) => Ok(v.trim()),
-    }
-}
-
-/// The gateway contract (nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz, Caddy
-/// forward_auth): the client's `Authorization` plus `X-Auth-Action` / `X-Auth-Resource` set by
-/// the gateway. 200 with `X-Auth-*` identity headers, else 401 / 403.
-#[utoipa::path(get, path = "/api/v1/auth/forward", tag = "auth",
-    params(("X-Auth-Action" = String, Header), ("X-Auth-Resource" = String, Header)),
-    responses((status = 200, description = "allowed; X-Auth-Principal, X-Auth-Token-Id, X-Auth-Organization set"),
-              (status = 401), (status = 403)))]
-async fn forward(principal: Principal, request: Request) -> ApiResult<Response> {
-    // The request itself, not a `HeaderMap` extractor: that would copy every header.
-    let headers = request.headers();
-    let action = header(headers, &ACTION_HEADER, "action")?;
-    let resource = header(headers, &RESOURCE_HEADER, "resource")?;
-    if let Some(problem) = check_problem(action, resource) {
-        return Err(ApiError::bad_request(problem));
-    }
-    principal.require(action, resource)?;
-    let kind = match principal.kind {
-        PrincipalKind::Session { .. } => "session",
-        PrincipalKind::PersonalToken { .. } => "personal-token",
-        PrincipalKind::ServiceToken { .. } => "service-token",
-    };
-    let mut response = Response::new(Body::from(ALLOWED_BODY));
-    // Room for these five and the request id, so the map never grows. Built by hand rather
-    // than with `json_response`: reserving after its first insert would reallocate.
-    let out = response.headers_mut();
-    out.reserve(8);
-    out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    out.insert(X_AUTH_PRINCIPAL, HeaderValue::from_static(kind));
-    if let Some(id) = principal.token_id() {
-        out.insert(X_AUTH_TOKEN_ID, uuid_header(id));
-    }
-    out.insert(X_AUTH_ORGANIZATION, uuid_header(principal.organization_id));
-    // A service token acts for no member: upstreams must not take its creator for the caller.
-    if let Some(member) = principal.member_id() {
-        out.insert(X_AUTH_USER_ID, uuid_header(member));
-    }
-    Ok(response)
-}
-
-// Built at compile time, not parsed on every allowed request.
-const X_AUTH_PRINCIPAL: HeaderName = HeaderName::from_static("x-auth-principal");
-const X_AUTH_TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-token-id");
-const X_AUTH_ORGANIZATION: HeaderName = HeaderName::from_static("x-auth-organization");
-const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
-
-/// `Data(true)`, written once: the gateway path answers it on every allowed request.
-const ALLOWED_BODY: &str = r#"{"success":true,"errors":[],"data":true}"#;
-
-fn uuid_header(id: Uuid) -> HeaderValue {
-    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    // A hyphenated UUID is always a valid header value.
-    HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut buffer).as_bytes())
-        .unwrap_or_else(|_| HeaderValue::from_static("-"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_allowed_body_is_the_envelope_of_true() {
-        let envelope = super::super::Envelope {
-            success: true,
-            errors: Vec::new(),
-            data: Some(true),
-        };
-        assert_eq!(
-            serde_json::to_string(&envelope).expect("json"),
-            ALLOWED_BODY
-        );
-    }
 
     /// What serde_json writes for the same answer.
     fn serde_check_body(results: Vec<CheckResult>) -> Vec<u8> {
@@ -343,11 +271,5 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(check_body(&results), serde_check_body(results.clone()));
         }
-    }
-
-    #[test]
-    fn uuid_headers_are_hyphenated_lower_case() {
-        let id = Uuid::new_v4();
-        assert_eq!(uuid_header(id).to_str().ok(), Some(id.to_string().as_str()));
     }
 }

@@ -88,6 +88,11 @@ pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiEr
     if let Ok(value) = serde_json::from_str(text) {
         return Ok(value);
     }
+    // Broken syntax is `InvalidJson` whatever the expected type: a typed parse of `[1,2` fails
+    // on the first element's type before it ever reaches the missing bracket.
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return Err(ApiError::bad_request("InvalidJson"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -291,6 +296,32 @@ mod tests {
             "name_is_invalid"
         );
         assert_eq!(field_code(".", "invalid type: sequence"), "body_is_invalid");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Named {
+        name: String,
+    }
+
+    #[test]
+    fn broken_syntax_is_invalid_json_whatever_the_type() {
+        let code = |body: &str| match parse_json::<Named>(body.as_bytes()) {
+            Err(ApiError::BadRequest(code)) => code,
+            other => panic!("{body}: {other:?}"),
+        };
+        for broken in [
+            "[1,2",
+            "{\"name\": 1",
+            "{\"name\":\"x\"} trailing",
+            "",
+            "nul",
+        ] {
+            assert_eq!(code(broken), "InvalidJson", "{broken}");
+        }
+        assert_ne!(code("[1,2]"), "InvalidJson");
+        assert_eq!(code("{\"name\": 1}"), "name_is_invalid");
+        assert_eq!(code("{}"), "name_is_required");
     }
 
     #[test]

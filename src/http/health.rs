@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, Data};
 use super::state::AppState;
+use crate::metrics::{self, CacheSnapshot, Snapshot};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -19,49 +20,47 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
 }
 
-/// Prometheus text: verification cache and database pool counters.
-#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+/// Prometheus metrics (OpenMetrics text): requests, verification decisions, token lifecycle
+/// events, the caches, the listener, `lastUsedAt` and the pools.
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()), operation_id = "metrics",
+    description = "Prometheus metrics in the OpenMetrics text format. Unauthenticated: keep it on \
+                   an internal address.",
+    responses((status = 200, description = "OpenMetrics text",
+               content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    use std::fmt::Write;
-    let stats = &state.auth.caches.stats;
-    let mut out = String::with_capacity(1024);
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        );
+    let snapshot = Snapshot {
+        cache: cache_snapshot(&state),
+        listener_up: state.auth.caches.is_enabled(),
+        last_used_flush_age: state.auth.last_used.since_flush(),
+        last_used_pending: state.auth.last_used.pending() as u64,
+        pool_connections: u64::from(state.db.size()),
+        pool_idle: state.db.num_idle() as u64,
+        pool_max: u64::from(state.db.options().get_max_connections()),
+        readers_idle: state.auth.readers.num_idle() as u64,
     };
-    counter(
-        "tokengate_token_cache_hits_total",
-        "Token verifications answered from the cache.",
-        stats.token_hits.load(Ordering::Relaxed),
-    );
-    counter(
-        "tokengate_token_cache_misses_total",
-        "Token verifications that missed the cache.",
-        stats.token_misses.load(Ordering::Relaxed),
-    );
-    counter(
-        "tokengate_verification_db_lookups_total",
-        "Database round trips made by verification.",
-        stats.db_lookups.load(Ordering::Relaxed),
-    );
-    counter(
-        "tokengate_listener_losses_total",
-        "Times the cache-invalidation listener lost its connection.",
-        state.auth.caches.listener_losses(),
-    );
-    let _ = write!(
-        out,
-        "# HELP tokengate_cache_enabled Whether the verification caches are in use.\n\
-         # TYPE tokengate_cache_enabled gauge\ntokengate_cache_enabled {}\n\
-         # HELP tokengate_db_pool_connections Open database connections.\n\
-         # TYPE tokengate_db_pool_connections gauge\ntokengate_db_pool_connections {}\n",
-        u8::from(state.auth.caches.is_enabled()),
-        state.db.size(),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics::encode_text(&snapshot),
+    )
+}
+
+/// Every read of the verification caches' state, in one place.
+fn cache_snapshot(state: &AppState) -> CacheSnapshot {
+    let caches = &state.auth.caches;
+    let stats = &caches.stats;
+    CacheSnapshot {
+        // With no room for entries nothing is cached, whatever the listener does.
+        enabled: caches.is_enabled() && state.cache_max_entries > 0,
+        hits: stats.token_hits.load(Ordering::Relaxed),
+        misses: stats.token_misses.load(Ordering::Relaxed),
+        db_lookups: stats.db_lookups.load(Ordering::Relaxed),
+        listener_losses: caches.listener_losses(),
+        evictions: None,
+        entries: None,
+    }
 }
 
 /// The process is up.

@@ -17,6 +17,7 @@ use super::state::AppState;
         description = "Issues, manages and verifies API access tokens. Every response is \
                        `{success, errors, data}`.",
     ),
+    paths(super::forward::forward_doc, super::forward::forward_path_doc),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
@@ -45,7 +46,10 @@ pub fn base() -> OpenApi {
     <ApiDoc as utoipa::OpenApi>::openapi()
 }
 
+/// Serves the document, completed by `openapi_contract` once, here.
 pub fn router(doc: Arc<OpenApi>) -> Router<AppState> {
+    let json = serde_json::to_value(doc.as_ref()).unwrap_or_default();
+    let doc = Arc::new(super::openapi_contract::complete(json));
     Router::new().route(
         "/openapi.json",
         get(move || {

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -26,6 +27,9 @@ use crate::auth::{invalidation, CacheConfig};
 use crate::config::ServeConfig;
 use crate::credential::{HashKey, PasswordHasher};
 use crate::db::readers::ReadersConfig;
+use crate::gateway::rules::RouteRules;
+use crate::gateway::secret_scanning::ScanningKeys;
+use crate::gateway::GatewayConfig;
 use crate::policy::{parse_extra_actions, Catalogue};
 
 /// hyper's read buffer: request heads larger than this are refused by hyper itself (431);
@@ -121,12 +125,14 @@ pub async fn serve(
         .collect();
     tracing::info!(key_id = %hash_key.id(), previous_key_ids = ?previous_ids, "hash keys");
     let extra_actions = parse_extra_actions(&config.extra_actions).map_err(anyhow::Error::msg)?;
+    let catalogue = Catalogue::builtin().with_extra(extra_actions);
+    let gateway = gateway_config(&config, &catalogue)?;
     let state = AppState::new(StateConfig {
         db: db.clone(),
         hash_key,
         previous_hash_keys,
         hasher: PasswordHasher::new(config.max_concurrent_hashes(), config.max_queued_hashes)?,
-        catalogue: Catalogue::builtin().with_extra(extra_actions),
+        catalogue,
         session_ttl: config.session_ttl(),
         cache: CacheConfig {
             ttl: config.cache_ttl(),
@@ -141,6 +147,7 @@ pub async fn serve(
             address_login_failures_per_15_minutes: config.login_failures_per_address,
         },
         max_token_lifetime: config.max_token_lifetime(),
+        gateway,
         // Applied in the background (below): until then the service answers, not ready.
         migrated: false,
     });
@@ -188,6 +195,38 @@ pub async fn serve(
     readers.close().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The route rules and secret-scanning keys the configuration names, read and checked now: a
+/// broken file stops the start rather than failing requests.
+fn gateway_config(config: &ServeConfig, catalogue: &Catalogue) -> anyhow::Result<GatewayConfig> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
+    };
+    let route_rules = match &config.route_rules {
+        None => None,
+        Some(path) => {
+            let rules = RouteRules::parse(&read(path, "TOKENGATE_ROUTE_RULES")?)?;
+            if let Some(unknown) = rules.actions().find(|a| !catalogue.contains(a)) {
+                anyhow::bail!("route rules: action {unknown:?} is not in the catalogue");
+            }
+            tracing::info!(path = %path.display(), "route rules loaded");
+            Some(Arc::new(rules))
+        }
+    };
+    let scanning_keys = match &config.secret_scanning_keys_file {
+        None => None,
+        Some(path) => {
+            let text = read(path, "TOKENGATE_SECRET_SCANNING_KEYS_FILE")?;
+            Some(Arc::new(
+                ScanningKeys::parse(&text).map_err(anyhow::Error::msg)?,
+            ))
+        }
+    };
+    Ok(GatewayConfig {
+        route_rules,
+        scanning_keys,
+    })
 }
 
 async fn migrate_until_done(state: AppState) {

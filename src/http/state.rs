@@ -11,6 +11,7 @@ use crate::auth::rate_limit::{FailureLimits, LoginLimiter};
 use crate::auth::{CacheConfig, Caches, LastUsed, Verifier, VerifierParts};
 use crate::credential::{HashKey, PasswordHasher};
 use crate::db::readers::{Readers, ReadersConfig};
+use crate::gateway::GatewayConfig;
 use crate::policy::Catalogue;
 
 /// Everything a handler needs; cheap to clone.
@@ -30,6 +31,10 @@ pub struct Inner {
     pub login_failures: LoginLimiter,
     /// Organization-wide maximum token lifetime, if configured.
     pub max_token_lifetime: Option<Duration>,
+    /// Entries each verification cache may hold (0: caching is off).
+    pub cache_max_entries: usize,
+    /// Route rules and secret-scanning keys (`gateway`).
+    pub gateway: GatewayConfig,
 }
 
 /// What the state is made of, every part spelt out: `serve` fills it from the configuration,
@@ -47,6 +52,7 @@ pub struct StateConfig {
     pub readers: ReadersConfig,
     pub limits: FailureLimits,
     pub max_token_lifetime: Option<Duration>,
+    pub gateway: GatewayConfig,
     /// Whether the migrations are known to be applied (else `/health/ready` answers 503 until
     /// `migrated` is set).
     pub migrated: bool,
@@ -73,6 +79,8 @@ impl AppState {
             migrated: AtomicBool::new(config.migrated),
             login_failures: config.limits.login_failures(),
             max_token_lifetime: config.max_token_lifetime,
+            cache_max_entries: config.cache.max_entries,
+            gateway: config.gateway,
         }))
     }
 }

@@ -37,6 +37,7 @@ const BUILTIN_ACTIONS: &[(&str, &str, &str)] = &[
     ("access-token", "ListAccessTokens",                "List every access token"),
     ("access-token", "ManageServiceAccessTokens",       "Create and manage service access tokens"),
     ("access-token", "ManagePersonalAccessTokens",      "Create and manage personal access tokens"),
+    ("access-token", "IntrospectAccessTokens",          "Ask about other tokens (RFC 7662 introspection)"),
     ("relay-proxy",  "ListRelayProxies",                "List relay proxies"),
     ("relay-proxy",  "ManageRelayProxies",              "Create and manage relay proxies"),
     ("project",      "CanAccessProject",                "Access a project"),

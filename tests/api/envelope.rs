@@ -33,6 +33,27 @@ async fn malformed_json_is_400_invalid_json(db: PgPool) {
     .assert_error(400, "InvalidJson");
 }
 
+/// Broken syntax is `InvalidJson` whatever the route expects (an object, an array, borrowed
+/// strings), even when the first value already has the wrong type.
+#[sqlx::test]
+async fn broken_syntax_is_invalid_json_on_every_kind_of_body(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, owner) = app.owner().await;
+    for (method, path) in [
+        (Method::POST, "/api/v1/identity/login"),
+        (Method::POST, "/api/v1/auth/check"),
+        (Method::POST, "/api/v1/access-tokens"),
+    ] {
+        for body in ["[1,2", "{\"checks\": [1", "\"x"] {
+            app.raw(method.clone(), path, Some(&owner), |r| {
+                r.header("content-type", "application/json").body(body)
+            })
+            .await
+            .assert_error(400, "InvalidJson");
+        }
+    }
+}
+
 #[sqlx::test]
 async fn a_body_that_is_not_utf8_is_400_invalid_json(db: PgPool) {
     let app = TestApp::spawn(db).await;
@@ -167,6 +188,10 @@ async fn openapi_document_is_3_1_and_lists_every_route(db: PgPool) {
         ("/api/v1/audit-logs", "get"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
+        ("/api/v1/auth/forward", "get"),
+        ("/api/v1/auth/forward/{path}", "get"),
+        ("/api/v1/auth/introspect", "post"),
+        ("/api/v1/secret-scanning/github", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -11,6 +11,7 @@ use tokengate::auth::rate_limit::FailureLimits;
 use tokengate::auth::{invalidation, CacheConfig};
 use tokengate::credential::{HashKey, PasswordHasher};
 use tokengate::db::readers::ReadersConfig;
+use tokengate::gateway::GatewayConfig;
 use tokengate::http::server::{self, ServerOptions};
 use tokengate::http::{app, AppOptions, AppState, StateConfig};
 use tokengate::policy::Catalogue;
@@ -95,6 +96,8 @@ pub struct Setup {
     pub listen_options: Option<sqlx::postgres::PgConnectOptions>,
     /// Two hashing threads and `serve`'s default queue by default.
     pub hasher: Option<PasswordHasher>,
+    /// Route rules and secret-scanning keys; none by default.
+    pub gateway: GatewayConfig,
 }
 
 /// Two hashing threads, and as long a queue as `serve` has by default.
@@ -185,6 +188,7 @@ impl TestApp {
             readers: setup.readers.unwrap_or_else(|| ReadersConfig::beside(&db)),
             limits: FailureLimits::default(),
             max_token_lifetime: None,
+            gateway: setup.gateway,
             migrated: true,
         });
         // The cache-invalidation listener on its own connection, as in `serve`.

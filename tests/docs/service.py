@@ -111,11 +111,11 @@ def wait_ready(base, process, log_path, seconds=30):
 
 
 @contextlib.contextmanager
-def demo_service(log_path):
+def demo_service(log_path, extra_env=None):
     """What `scripts/run` gives a reader: the demo organization and owner, serving on a free
-    port. Yields (base URL, environment of the process)."""
+    port (with `extra_env` besides). Yields (base URL, environment of the process)."""
     with fresh_database("tokengate_docs") as url:
-        env = base_env(url)
+        env = {**base_env(url), **(extra_env or {})}
         env["TOKENGATE_HASH_KEY"] = run(["gen-key"], env).stdout.strip()
         run(
             [

@@ -243,7 +243,19 @@ def summarise(ndjson_path, log_path):
         print(f"server panics     : {len(panics)}")
         for line in panics[:10]:
             print(f"  log | {line[:400]}")
-    return 1 if (server_errors or panics) else 0
+    conformance = sorted(name for name in failures_by_check if name in CONFORMANCE_CHECKS)
+    if conformance:
+        print("conformance       : FAILED (" + ", ".join(conformance) + "): the responses contradict /openapi.json")
+    return 1 if (server_errors or panics or conformance) else 0
+
+
+# Responses must match /openapi.json: these checks gate the run as a 5xx does.
+CONFORMANCE_CHECKS = {
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+}
 
 
 def main(argv):
