@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::cache::{CacheStats, Caches, LiveEntry};
+use super::cache::{CacheStats, CachedSession, Caches, LiveEntry};
 use super::last_used::LastUsed;
 use super::rate_limit::{ClientAddress, RateLimiter};
 use crate::credential::{Credential, HashKey};
 use crate::db::iam;
-use crate::db::identity::{self, SessionUser};
+use crate::db::identity;
 use crate::db::readers::Readers;
 
 /// The verification side of one replica; cheap to clone (one reference count).
@@ -19,7 +20,7 @@ use crate::db::readers::Readers;
 pub struct Verifier(Arc<VerifierParts>);
 
 pub struct VerifierParts {
-    /// For web sessions (rare next to tokens, and not cached).
+    /// For web-session reads on a cache miss.
     pub db: PgPool,
     /// Connections of their own for token and live-permission reads (`db::readers`).
     pub readers: Readers,
@@ -61,13 +62,36 @@ impl Verifier {
         Ok(entry)
     }
 
-    /// The live web session this credential opened, if any.
+    /// The live web session this credential opened, if any, from the cache or two database
+    /// reads (the session, and its person's organizations).
     pub(super) async fn session(
         &self,
         credential: &Credential,
-    ) -> sqlx::Result<Option<SessionUser>> {
+    ) -> sqlx::Result<Option<Arc<CachedSession>>> {
         let digest = self.hash_key.digest(credential);
-        identity::session_by_digest(&self.db, &digest).await
+        let stats = &self.caches.stats;
+        if let Some(session) = self.caches.session(&digest) {
+            CacheStats::count(&stats.session_hits);
+            // The cache may outlive the session by less than its TTL: the expiry still holds.
+            return Ok((session.user.expires_at > Utc::now()).then_some(session));
+        }
+        CacheStats::count(&stats.session_misses);
+        let generation = self.caches.generation();
+        let Some(user) = identity::session_by_digest(&self.db, &digest).await? else {
+            return Ok(None);
+        };
+        let organizations = identity::organizations_of(&self.db, user.user_id)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        let session = Arc::new(CachedSession {
+            user,
+            organizations,
+        });
+        self.caches
+            .insert_session(generation, digest, session.clone());
+        Ok(Some(session))
     }
 }
 

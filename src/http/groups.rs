@@ -99,7 +99,12 @@ async fn create(
     let group = groups::get(&mut *tx, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, Vec::new()),
+    )
+    .await?;
     Ok(Created(group))
 }
 
@@ -123,6 +128,7 @@ async fn delete(
     if iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::group_members(&mut *tx, org, id).await?;
     if !groups::delete(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -136,7 +142,7 @@ async fn delete(
     )
     .await?;
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }
 
@@ -173,7 +179,12 @@ async fn add_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }
 
@@ -210,7 +221,12 @@ async fn remove_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }
 
@@ -235,6 +251,7 @@ async fn attach_policy(
     if iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::group_members(&mut *tx, org, id).await?;
     if iam::attach_group_policy(&mut *tx, id, policy_id).await? {
         audit::record(
             &mut *tx,
@@ -247,7 +264,7 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }
 
@@ -272,6 +289,7 @@ async fn detach_policy(
     if policy_id == OWNER_POLICY_ID || iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::group_members(&mut *tx, org, id).await?;
     if iam::detach_group_policy(&mut *tx, id, policy_id).await? {
         audit::record(
             &mut *tx,
@@ -284,6 +302,6 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }

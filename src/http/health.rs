@@ -48,6 +48,21 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         stats.db_lookups.load(Ordering::Relaxed),
     );
     counter(
+        "tokengate_session_cache_hits_total",
+        "Web-session verifications answered from the cache.",
+        stats.session_hits.load(Ordering::Relaxed),
+    );
+    counter(
+        "tokengate_session_cache_misses_total",
+        "Web-session verifications that read the database.",
+        stats.session_misses.load(Ordering::Relaxed),
+    );
+    counter(
+        "tokengate_cache_evictions_total",
+        "Cache entries evicted at the size bound (not expiries or invalidations).",
+        state.auth.caches.evictions(),
+    );
+    counter(
         "tokengate_listener_losses_total",
         "Times the cache-invalidation listener lost its connection.",
         state.auth.caches.listener_losses(),
@@ -60,6 +75,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # TYPE tokengate_db_pool_connections gauge\ntokengate_db_pool_connections {}\n",
         u8::from(state.auth.caches.is_enabled()),
         state.db.size(),
+    );
+    let sizes = state.auth.caches.sizes();
+    let _ = write!(
+        out,
+        "# HELP tokengate_cache_entries Entries held, per verification cache.\n\
+         # TYPE tokengate_cache_entries gauge\n\
+         tokengate_cache_entries{{cache=\"tokens\"}} {}\n\
+         tokengate_cache_entries{{cache=\"live\"}} {}\n\
+         tokengate_cache_entries{{cache=\"sessions\"}} {}\n",
+        sizes.tokens, sizes.live, sizes.sessions,
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

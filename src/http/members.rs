@@ -174,7 +174,12 @@ async fn add(
     let member = members::get(&mut *tx, org, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::Membership(org, user_id),
+    )
+    .await?;
     Ok(Created(member))
 }
 
@@ -231,7 +236,12 @@ async fn remove(
         json!({ "deactivatedTokens": tokens.len() }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::Membership(org, user_id),
+    )
+    .await?;
     Ok(Data(true))
 }
 
@@ -291,7 +301,12 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }
 
@@ -333,6 +348,11 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }

@@ -128,7 +128,12 @@ async fn create(
         json!({ "name": name, "statements": statements }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, Vec::new()),
+    )
+    .await?;
     Ok(Created(policy))
 }
 
@@ -192,7 +197,12 @@ async fn update(
         }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, Vec::new()),
+    )
+    .await?;
     Ok(Data(policy))
 }
 
@@ -221,6 +231,7 @@ async fn replace_statements(
     if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::holders_of_policy(&mut *tx, org, id).await?;
     let policy = policies::update(&mut *tx, org, id, None, None, Some(&statements))
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -234,7 +245,7 @@ async fn replace_statements(
         json!({ "statements": { "before": before.statements, "after": statements } }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(policy))
 }
 
@@ -259,6 +270,7 @@ async fn delete(
     if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::holders_of_policy(&mut *tx, org, id).await?;
     if !policies::delete(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -272,6 +284,6 @@ async fn delete(
         json!({ "name": before.name, "statements": before.statements }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }
