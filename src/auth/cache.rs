@@ -15,13 +15,15 @@
 //! once (waiting out the inserts already past their check) before it drops entries, so an entry
 //! is either refused or older than the invalidation that must remove it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::credential::Digest;
@@ -93,6 +95,11 @@ pub struct Caches {
     unknown: Cache<Digest, ()>,
     live: Cache<MemberKey, Arc<LiveEntry>>,
     sessions: Cache<Digest, Arc<CachedSession>>,
+    /// The digests each cached token is under, so that a token write drops its entries by key:
+    /// a predicate (`drop_where`) would stay pending, and be tried on every read, until moka
+    /// had scanned the whole cache. Written with the entry, under its lock; digests that moka
+    /// evicted meanwhile are forgotten when it grows past twice the cache.
+    index: Mutex<HashMap<Uuid, SmallVec<[Digest; 1]>>>,
     generation: AtomicU64,
     gate: RwLock<()>,
     /// False until the listener is connected, and whenever it is not.
@@ -183,6 +190,7 @@ impl Caches {
             unknown: build(n, config.negative_ttl, &stats),
             live: build(n, ttl, &stats),
             sessions: build(n, ttl, &stats),
+            index: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             gate: RwLock::new(()),
             enabled: AtomicBool::new(false),
@@ -229,9 +237,27 @@ impl Caches {
 
     pub fn insert_token(&self, generation: u64, digest: Digest, token: Option<Arc<CachedToken>>) {
         self.admit(generation, || match token {
-            Some(token) => self.tokens.insert(digest, token),
+            Some(token) => self.insert_known(digest, token),
             None => self.unknown.insert(digest, ()),
         });
+    }
+
+    fn insert_known(&self, digest: Digest, token: Arc<CachedToken>) {
+        let Ok(mut index) = self.index.lock() else {
+            return;
+        };
+        let id = token.id;
+        self.tokens.insert(digest, token);
+        let digests = index.entry(id).or_default();
+        if !digests.contains(&digest) {
+            digests.push(digest);
+        }
+        if index.len() > self.config.max_entries.saturating_mul(2) {
+            index.retain(|_, digests| {
+                digests.retain(|d| self.tokens.contains_key(d));
+                !digests.is_empty()
+            });
+        }
     }
 
     pub fn insert_live(
@@ -273,7 +299,14 @@ impl Caches {
     /// makes a new digest known.
     pub fn drop_token(&self, id: Uuid) {
         self.fence();
-        drop_where(&self.tokens, move |_, t| t.id == id);
+        match self.index.lock() {
+            Ok(mut index) => {
+                for digest in index.remove(&id).into_iter().flatten() {
+                    self.tokens.invalidate(&digest);
+                }
+            }
+            Err(_) => self.tokens.invalidate_all(),
+        }
         self.unknown.invalidate_all();
     }
 
@@ -315,6 +348,9 @@ impl Caches {
     pub fn clear(&self) {
         self.fence();
         self.tokens.invalidate_all();
+        if let Ok(mut index) = self.index.lock() {
+            index.clear();
+        }
         self.unknown.invalidate_all();
         self.live.invalidate_all();
         self.sessions.invalidate_all();

@@ -87,8 +87,11 @@ fn invalidation_drops_the_token_and_forgets_unknown_digests() {
         caches.token(&Digest([4; 32])),
         TokenLookup::KnownUnknown
     ));
+    // A rotated token is cached under two digests; both go.
+    caches.insert_token(g, Digest([8; 32]), Some(token(id, org)));
     caches.drop_token(id);
     assert!(matches!(caches.token(&Digest([3; 32])), TokenLookup::Miss));
+    assert!(matches!(caches.token(&Digest([8; 32])), TokenLookup::Miss));
     assert!(matches!(caches.token(&Digest([4; 32])), TokenLookup::Miss));
     assert!(matches!(
         caches.token(&Digest([9; 32])),
@@ -193,6 +196,9 @@ fn entries_are_bounded_and_evicted_one_by_one() {
     }
     let sizes = caches.sizes();
     assert!(sizes.tokens <= 50, "{sizes:?}");
+    // The id index forgets what moka evicted.
+    let indexed = caches.index.lock().map(|i| i.len()).unwrap_or(usize::MAX);
+    assert!(indexed <= 100, "{indexed}");
     assert!(sizes.tokens > 0, "{sizes:?}");
     assert!(caches.evictions() > 0);
 }
