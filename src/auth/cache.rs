@@ -326,15 +326,12 @@ impl Caches {
         }
     }
 
-    /// A membership began or ended: the member's live permissions, the tokens they made there
-    /// (removal deactivates their personal tokens) and their sessions (which know their
-    /// organizations).
+    /// A membership began or ended: the member's live permissions and their sessions (which
+    /// know their organizations). The personal tokens a removal deactivates are dropped as
+    /// tokens, by key.
     pub fn drop_membership(&self, org: Uuid, user: Uuid) {
         self.fence();
         self.live.invalidate(&(org, user));
-        drop_where(&self.tokens, move |_, t| {
-            t.organization_id == org && t.creator_id == user
-        });
         drop_where(&self.sessions, move |_, s| s.user.user_id == user);
     }
 

@@ -34,8 +34,8 @@ pub enum Invalidation {
     /// These members' live permissions in an organization changed (a policy edited, a policy
     /// or group link, a group membership): only their entries are dropped.
     Members(Uuid, Vec<Uuid>),
-    /// A membership began or ended: the member's live permissions, their tokens there, their
-    /// sessions.
+    /// A membership began or ended: the member's live permissions there and their sessions
+    /// (a removal also names the personal tokens it deactivated, as `Token`s).
     Membership(Uuid, Uuid),
     /// A person's sessions (logout, password change).
     Sessions(Uuid),
@@ -117,16 +117,27 @@ impl Invalidation {
 /// before the handler answers, so the next request sees the change.
 pub async fn commit_invalidating(
     caches: &Caches,
-    mut tx: Transaction<'_, Postgres>,
+    tx: Transaction<'_, Postgres>,
     what: Invalidation,
 ) -> sqlx::Result<()> {
-    for payload in what.payloads() {
+    commit_invalidating_all(caches, tx, vec![what]).await
+}
+
+/// `commit_invalidating` for a write that changed several things.
+pub async fn commit_invalidating_all(
+    caches: &Caches,
+    mut tx: Transaction<'_, Postgres>,
+    changes: Vec<Invalidation>,
+) -> sqlx::Result<()> {
+    for payload in changes.iter().flat_map(Invalidation::payloads) {
         sqlx::query!("select pg_notify($1, $2)", CHANNEL, payload)
             .execute(&mut *tx)
             .await?;
     }
     tx.commit().await?;
-    what.apply(caches);
+    for what in &changes {
+        what.apply(caches);
+    }
     Ok(())
 }
 

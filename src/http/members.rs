@@ -13,6 +13,7 @@ use super::extract::{cursor, page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
 use super::state::AppState;
 use super::validate::{valid_filter, valid_name};
+use crate::auth::invalidation::commit_invalidating_all;
 use crate::auth::Principal;
 use crate::auth::{commit_invalidating, Invalidation};
 use crate::credential::{canonical_email, PasswordHasher, PasswordPolicyError};
@@ -249,12 +250,9 @@ async fn remove(
         json!({ "deactivatedTokens": tokens.len() }),
     )
     .await?;
-    commit_invalidating(
-        &state.auth.caches,
-        tx,
-        Invalidation::Membership(org, user_id),
-    )
-    .await?;
+    let mut changes = vec![Invalidation::Membership(org, user_id)];
+    changes.extend(tokens.iter().copied().map(Invalidation::Token));
+    commit_invalidating_all(&state.auth.caches, tx, changes).await?;
     Ok(Data(true))
 }
 

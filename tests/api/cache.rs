@@ -236,3 +236,43 @@ async fn a_removed_member_s_session_loses_the_organization_at_once(db: PgPool) {
     }
     assert_ne!(status, 200);
 }
+
+#[sqlx::test]
+async fn a_removed_member_s_cached_token_stays_refused_when_they_are_added_back(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (_, owner) = a.owner().await;
+    let dev = a
+        .member(
+            &owner,
+            "dev@example.test",
+            &[tokengate::policy::DEVELOPER_POLICY_ID],
+        )
+        .await;
+    let (_, personal) = a
+        .token(&dev, json!({ "name": "p", "type": "Personal" }))
+        .await;
+    for app in [&a, &b] {
+        app.forward(&personal, "ManageFeatureFlag", FLAG)
+            .await
+            .assert(200);
+    }
+    a.delete(&format!("/api/v1/members/{}", dev.user_id), &owner)
+        .await
+        .assert(200);
+    assert_eq!(settles(&b, &personal, 403).await, 403);
+    // Back as a member: the token the removal deactivated stays Inactive, on both replicas.
+    a.member(
+        &owner,
+        "dev@example.test",
+        &[tokengate::policy::DEVELOPER_POLICY_ID],
+    )
+    .await;
+    a.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(403);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(403);
+}
