@@ -318,6 +318,7 @@ def list_measures(api, seeded):
     tokens_path, audit_path, members_path = "/api/v1/access-tokens", "/api/v1/audit-logs", "/api/v1/members"
     token_params = list_params(api, tokens_path)
     audit_params = list_params(api, audit_path)
+    member_params = list_params(api, members_path)
     org = api.org
     # True counts from the database: the API's totalCount may be an estimate or capped.
     tokens = int(sql(f"select count(*) from access_tokens where organization_id = '{org}'"))
@@ -340,14 +341,17 @@ def list_measures(api, seeded):
         ("audit_cursor", audit_path, None),
         ("members_first", members_path, {}),
         ("members_deep", members_path, {"pageIndex": max(members // 10 - 2, 1)}),
+        ("members_cursor", members_path, None),
     ]
     for name, path, query in cases:
         log(f"list: {name}")
-        params = token_params if path == tokens_path else audit_params
+        params = {tokens_path: token_params, audit_path: audit_params}.get(path, member_params)
         if name == "tokens_cursor":
             out[name] = cursor_latency(api, path, params, deep_tokens)
         elif name == "audit_cursor":
             out[name] = cursor_latency(api, path, params, deep_events)
+        elif name == "members_cursor":
+            out[name] = cursor_latency(api, path, params, max(members // 10 - 2, 1))
         elif name == "audit_actor" and "actorId" not in params:
             out[name] = {"unsupported": "not supported yet (no `actorId` parameter)"}
         elif name == "audit_range":
@@ -487,6 +491,10 @@ def run_one(n, run):
         def hot_check(d):
             return wrk(a.port, "/api/v1/auth/check", hot, check_lua, duration=d)
 
+        def session_check(d):
+            # The owner's web session: the session and the live permissions from the caches.
+            return wrk(a.port, "/api/v1/auth/check", api.owner, check_lua, duration=d)
+
         def lua_load(server, mode, path):
             return lambda d: credential_load(server, svc, n, mode, path, duration=d)
 
@@ -501,11 +509,12 @@ def run_one(n, run):
         rss_before = a.rss()
         # (1) one hot token and (2) a random one of N, cache ≥ N, as the cache fills
         runs = paired_rounds([
-            ("live", plain_live), ("hot", hot_check),
+            ("live", plain_live), ("hot", hot_check), ("session", session_check),
             ("live_lua", lua_load(a, "uniform", "/health/live")),
             ("uniform", lua_load(a, "uniform", "/api/v1/auth/check")),
         ])
         result["hot"] = ratio_row(runs, "hot", "live")
+        result["session"] = ratio_row(runs, "session", "live")
         result["uniform"] = ratio_row(runs, "uniform", "live_lua")
         # (4) every token presented once more, then all cached; memory per cached token
         log(f"N = {n}: presenting all {n} tokens to A")

@@ -13,6 +13,7 @@ BEGIN, END, NOTES = "<!-- scale -->", "<!-- /scale -->", "<!-- notes -->"
 THROUGHPUT = [
     # key, label, target ratio (None: shown, not judged)
     ("hot", "one hot token, `POST /auth/check` (the `bench/run` row)", 0.80),
+    ("session", "a web session, `POST /auth/check` (session and live permissions cached)", None),
     ("uniform", "a random one of N (uniform), cache ≥ N, filling as the load goes", None),
     ("zipf", "working set 10× the cache (cache N/10), token rank log-uniform (Zipf-like)", 0.60),
     ("all_cached", "N all cached: a random one of N after every token was presented once", 0.80),
@@ -34,6 +35,7 @@ LISTS = [
     ("audit_range", "`GET /audit-logs?from=&to=` (one day)", True),
     ("members_first", "`GET /members` first page", True),
     ("members_deep", "`GET /members` page near the end (`pageIndex`)", False),
+    ("members_cursor", "`GET /members` cursor page near the end (`after`)", True),
 ]
 LIST_TARGET_MS = 20
 MEMORY_TARGET = 512
@@ -65,7 +67,9 @@ Then, on fresh processes:
   log-uniformly. `TOKENGATE_CACHE_TTL` is raised (see the header): with the default a uniform
   load over a million tokens comes back to a token after its entry expired, and the rows would
   measure the TTL rather than the cache. Hit ratios come from `/metrics` when the build exports
-  them.
+  them. *A web session* is the request of *one hot token* made with the owner's session
+  credential instead: the session, its organizations and the owner's live permissions come
+  from the caches.
 - **Memory per cached token**: A's `VmRSS` after a second of the same load through
   `/health/live`, and after the sweep; the difference divided by N. At small N the fixed costs
   of the allocator and of the `lastUsedAt` bookkeeping are a large part of the few MiB that
@@ -330,7 +334,7 @@ class Report:
             ax.legend(fontsize=8, loc="lower left" if not logy else "best")
 
         ax = axes[0][0]
-        short = {"hot": "one hot token", "uniform": "a random one of N, cache filling",
+        short = {"hot": "one hot token", "session": "a web session", "uniform": "a random one of N, cache filling",
                  "zipf": "Zipf-like, cache N/10", "all_cached": "all N cached"}
         for key, _, _ in THROUGHPUT:
             series(ax, [r.get(key, {}).get("ratio") for r in self.results], short[key])

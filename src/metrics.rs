@@ -13,7 +13,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -34,6 +34,11 @@ pub struct LatencyLabels {
 pub struct DecisionLabels {
     pub principal: &'static str,
     pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub cache: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -152,11 +157,14 @@ pub struct CacheSnapshot {
     pub enabled: bool,
     pub hits: u64,
     pub misses: u64,
+    pub session_hits: u64,
+    pub session_misses: u64,
     pub db_lookups: u64,
     pub listener_losses: u64,
-    /// When the cache can tell.
-    pub evictions: Option<u64>,
-    pub entries: Option<u64>,
+    /// Entries evicted at the size bound (not expiries or invalidations).
+    pub evictions: u64,
+    /// Entries held now, per cache (`tokens`, `live`, `sessions`).
+    pub entries: [(&'static str, u64); 3],
 }
 
 /// The OpenMetrics text for the process's counters and this snapshot.
@@ -216,22 +224,35 @@ pub fn encode_text(snapshot: &Snapshot) -> String {
         "Times the cache-invalidation listener lost its connection",
         c.listener_losses,
     );
-    if let Some(evictions) = c.evictions {
-        counter(
-            &mut registry,
-            "cache_evictions",
-            "Entries evicted from the verification caches",
-            evictions,
-        );
+    counter(
+        &mut registry,
+        "session_cache_hits",
+        "Web-session verifications answered from the cache",
+        c.session_hits,
+    );
+    counter(
+        &mut registry,
+        "session_cache_misses",
+        "Web-session verifications that read the database",
+        c.session_misses,
+    );
+    counter(
+        &mut registry,
+        "cache_evictions",
+        "Entries evicted from the verification caches at their size bound",
+        c.evictions,
+    );
+    let entries = Family::<CacheLabels, Gauge>::default();
+    for (cache, held) in c.entries {
+        entries
+            .get_or_create(&CacheLabels { cache })
+            .set(as_i64(held));
     }
-    if let Some(entries) = c.entries {
-        gauge(
-            &mut registry,
-            "cache_entries",
-            "Entries in the verification caches",
-            as_i64(entries),
-        );
-    }
+    registry.register(
+        "cache_entries",
+        "Entries held now, per verification cache",
+        entries,
+    );
     gauge(
         &mut registry,
         "cache_enabled",
@@ -297,7 +318,7 @@ mod tests {
         token_event("created");
         let text = encode_text(&Snapshot {
             cache: CacheSnapshot {
-                entries: Some(3),
+                entries: [("tokens", 3), ("live", 0), ("sessions", 0)],
                 ..CacheSnapshot::default()
             },
             ..Snapshot::default()
@@ -308,7 +329,7 @@ mod tests {
             "tokengate_verification_decisions_total{principal=\"personal_token\",outcome=\"allowed\"}",
             "tokengate_token_events_total{event=\"created\"}",
             "tokengate_cache_enabled 0",
-            "tokengate_cache_entries 3",
+            "tokengate_cache_entries{cache=\"tokens\"} 3",
             "tokengate_last_used_flush_age_seconds 0",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");

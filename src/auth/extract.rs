@@ -14,7 +14,7 @@ use super::refusal::Refusal;
 use super::tokens::token_principal;
 use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind};
-use crate::db::identity::{self, UserView};
+use crate::db::identity::UserView;
 use crate::metrics;
 use crate::policy::Layers;
 
@@ -108,12 +108,13 @@ async fn session(parts: &Parts, verifier: &Verifier) -> Result<CurrentSession, R
         .session(&credential)
         .await?
         .ok_or(Refusal::Unauthorized)?;
+    let user = &session.user;
     Ok(CurrentSession {
-        session_id: session.session_id,
+        session_id: user.session_id,
         user: UserView {
-            id: session.user_id,
-            email: session.email,
-            name: session.name,
+            id: user.user_id,
+            email: user.email.clone(),
+            name: user.name.clone(),
         },
     })
 }
@@ -156,25 +157,22 @@ async fn principal(parts: &Parts, verifier: &Verifier) -> Result<Principal, Refu
                 .ok_or(Refusal::Unauthorized)?;
             let organization_id = match requested_org {
                 Some(org) => org,
-                None => {
-                    let orgs = identity::organizations_of(&verifier.db, session.user_id).await?;
-                    match orgs.as_slice() {
-                        [only] => only.id,
-                        [] => return Err(Refusal::Forbidden),
-                        _ => return Err(Refusal::BadRequest("organization_is_required")),
-                    }
-                }
+                None => match session.organizations.as_slice() {
+                    [only] => *only,
+                    [] => return Err(Refusal::Forbidden),
+                    _ => return Err(Refusal::BadRequest("organization_is_required")),
+                },
             };
             let live = verifier
-                .live_permissions(organization_id, session.user_id)
+                .live_permissions(organization_id, session.user.user_id)
                 .await?;
             if !live.is_member {
                 return Err(Refusal::Forbidden);
             }
             Ok(Principal {
                 kind: PrincipalKind::Session {
-                    session_id: session.session_id,
-                    user_id: session.user_id,
+                    session_id: session.user.session_id,
+                    user_id: session.user.user_id,
                 },
                 organization_id,
                 layers: Layers::member(live.statements.clone()),

@@ -24,23 +24,61 @@ use super::cache::Caches;
 pub const CHANNEL: &str = "tokengate_invalidation";
 
 /// What a write changed, as sent between replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalidation {
     /// A token's status, name, secret or existence.
     Token(Uuid),
-    /// Policies, links or memberships of an organization: live permissions, and the status of
-    /// personal tokens of removed members.
+    /// Anything in an organization: its tokens and live permissions (sent for a change too wide
+    /// to name its members; older replicas also send it for every IAM change).
     Organization(Uuid),
+    /// These members' live permissions in an organization changed (a policy edited, a policy
+    /// or group link, a group membership): only their entries are dropped.
+    Members(Uuid, Vec<Uuid>),
+    /// A membership began or ended: the member's live permissions there and their sessions
+    /// (a removal also names the personal tokens it deactivated, as `Token`s).
+    Membership(Uuid, Uuid),
+    /// A person's sessions (logout, password change).
+    Sessions(Uuid),
     /// Everything (the listener reconnected and may have missed messages).
     All,
 }
 
+/// `<uuid>:<rest>`.
+fn split_id(payload: &str) -> Option<(Uuid, &str)> {
+    let (first, rest) = payload.split_once(':')?;
+    Some((first.parse().ok()?, rest))
+}
+
+/// Members named per `NOTIFY` (PostgreSQL caps a payload below 8,000 bytes; 37 bytes a member).
+const MEMBERS_PER_PAYLOAD: usize = 200;
+/// Beyond this many members, one organization-wide message replaces the list.
+const MAX_NAMED_MEMBERS: usize = 100_000;
+
 impl Invalidation {
-    pub fn payload(&self) -> String {
+    /// The members whose live permissions changed; organization-wide when they are too many.
+    pub fn members(organization_id: Uuid, users: Vec<Uuid>) -> Invalidation {
+        if users.len() > MAX_NAMED_MEMBERS {
+            Invalidation::Organization(organization_id)
+        } else {
+            Invalidation::Members(organization_id, users)
+        }
+    }
+
+    /// What to `NOTIFY`: one payload, or a long member list in parts.
+    pub fn payloads(&self) -> Vec<String> {
         match self {
-            Invalidation::Token(id) => format!("t:{id}"),
-            Invalidation::Organization(id) => format!("o:{id}"),
-            Invalidation::All => "*".to_owned(),
+            Invalidation::Token(id) => vec![format!("t:{id}")],
+            Invalidation::Organization(id) => vec![format!("o:{id}")],
+            Invalidation::Members(org, users) => users
+                .chunks(MEMBERS_PER_PAYLOAD)
+                .map(|part| {
+                    let ids: Vec<String> = part.iter().map(Uuid::to_string).collect();
+                    format!("m:{org}:{}", ids.join(","))
+                })
+                .collect(),
+            Invalidation::Membership(org, user) => vec![format!("r:{org}:{user}")],
+            Invalidation::Sessions(user) => vec![format!("s:{user}")],
+            Invalidation::All => vec!["*".to_owned()],
         }
     }
 
@@ -49,34 +87,57 @@ impl Invalidation {
         let parsed = match payload.split_once(':') {
             Some(("t", id)) => id.parse().ok().map(Invalidation::Token),
             Some(("o", id)) => id.parse().ok().map(Invalidation::Organization),
+            Some(("s", id)) => id.parse().ok().map(Invalidation::Sessions),
+            Some(("r", rest)) => split_id(rest)
+                .and_then(|(org, user)| Some(Invalidation::Membership(org, user.parse().ok()?))),
+            Some(("m", rest)) => split_id(rest).and_then(|(org, list)| {
+                let users: Result<Vec<Uuid>, _> = list.split(',').map(str::parse).collect();
+                Some(Invalidation::Members(org, users.ok()?))
+            }),
             _ => None,
         };
         parsed.unwrap_or(Invalidation::All)
     }
 
     /// Drops every cached entry the change can affect.
-    pub fn apply(self, caches: &Caches) {
+    pub fn apply(&self, caches: &Caches) {
         match self {
-            Invalidation::Token(id) => caches.drop_token(id),
-            Invalidation::Organization(org) => caches.drop_organization(org),
+            Invalidation::Token(id) => caches.drop_token(*id),
+            Invalidation::Organization(org) => caches.drop_organization(*org),
+            Invalidation::Members(org, users) => caches.drop_members(*org, users),
+            Invalidation::Membership(org, user) => caches.drop_membership(*org, *user),
+            Invalidation::Sessions(user) => caches.drop_sessions(*user),
             Invalidation::All => caches.clear(),
         }
     }
 }
 
-/// Commits `tx` after queuing a NOTIFY for the other replicas (PostgreSQL delivers it when the
-/// transaction commits, and never if it does not), then drops this process's entries: all
+/// Commits `tx` after queuing the NOTIFYs for the other replicas (PostgreSQL delivers them when
+/// the transaction commits, and never if it does not), then drops this process's entries: all
 /// before the handler answers, so the next request sees the change.
 pub async fn commit_invalidating(
     caches: &Caches,
-    mut tx: Transaction<'_, Postgres>,
+    tx: Transaction<'_, Postgres>,
     what: Invalidation,
 ) -> sqlx::Result<()> {
-    sqlx::query!("select pg_notify($1, $2)", CHANNEL, what.payload())
-        .execute(&mut *tx)
-        .await?;
+    commit_invalidating_all(caches, tx, vec![what]).await
+}
+
+/// `commit_invalidating` for a write that changed several things.
+pub async fn commit_invalidating_all(
+    caches: &Caches,
+    mut tx: Transaction<'_, Postgres>,
+    changes: Vec<Invalidation>,
+) -> sqlx::Result<()> {
+    for payload in changes.iter().flat_map(Invalidation::payloads) {
+        sqlx::query!("select pg_notify($1, $2)", CHANNEL, payload)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
-    what.apply(caches);
+    for what in &changes {
+        what.apply(caches);
+    }
     Ok(())
 }
 
@@ -186,13 +247,42 @@ mod tests {
     #[test]
     fn payloads_round_trip_and_unknown_ones_mean_everything() {
         let id = Uuid::new_v4();
+        let other = Uuid::new_v4();
         for inv in [
             Invalidation::Token(id),
             Invalidation::Organization(id),
+            Invalidation::Members(id, vec![other, Uuid::new_v4()]),
+            Invalidation::Membership(id, other),
+            Invalidation::Sessions(id),
             Invalidation::All,
         ] {
-            assert_eq!(Invalidation::parse(&inv.payload()), inv);
+            let payloads = inv.payloads();
+            assert_eq!(payloads.len(), 1);
+            assert_eq!(Invalidation::parse(&payloads[0]), inv);
         }
-        assert_eq!(Invalidation::parse("x:garbage"), Invalidation::All);
+        for garbage in ["x:garbage", "m:{id}:nope", "r:{id}", "s:", "m:"] {
+            assert_eq!(Invalidation::parse(garbage), Invalidation::All, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn long_member_lists_fit_in_payloads() {
+        let org = Uuid::new_v4();
+        let users: Vec<Uuid> = (0..1000).map(|_| Uuid::new_v4()).collect();
+        let inv = Invalidation::members(org, users.clone());
+        let mut back = Vec::new();
+        for payload in inv.payloads() {
+            assert!(payload.len() < 8000, "{}", payload.len());
+            match Invalidation::parse(&payload) {
+                Invalidation::Members(o, part) if o == org => back.extend(part),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, users);
+        let many = vec![Uuid::nil(); MAX_NAMED_MEMBERS + 1];
+        assert_eq!(
+            Invalidation::members(org, many),
+            Invalidation::Organization(org)
+        );
     }
 }

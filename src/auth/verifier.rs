@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::cache::{CacheStats, Caches, LiveEntry};
+use super::cache::{CacheStats, CachedSession, Caches, LiveEntry};
 use super::last_used::LastUsed;
 use super::rate_limit::{ClientAddress, RateLimiter};
-use crate::credential::{Credential, HashKey};
+use crate::credential::{Credential, Digest, HashKey};
 use crate::db::hash_keys::{self, Stored};
 use crate::db::iam;
 use crate::db::identity::{self, SessionUser};
@@ -20,7 +21,7 @@ use crate::db::readers::Readers;
 pub struct Verifier(Arc<VerifierParts>);
 
 pub struct VerifierParts {
-    /// For web sessions (rare next to tokens, and not cached).
+    /// For web-session reads on a cache miss.
     pub db: PgPool,
     /// Connections of their own for token and live-permission reads (`db::readers`).
     pub readers: Readers,
@@ -64,13 +65,46 @@ impl Verifier {
         Ok(entry)
     }
 
-    /// The live web session this credential opened, if any. One opened before the hash key
-    /// was rotated is found under a previous key and moved to the current one.
+    /// The live web session this credential opened, if any, from the cache or two database
+    /// reads (the session, and its person's organizations). One opened before the hash key was
+    /// rotated is found under a previous key and moved to the current one.
     pub(super) async fn session(
         &self,
         credential: &Credential,
-    ) -> sqlx::Result<Option<SessionUser>> {
+    ) -> sqlx::Result<Option<Arc<CachedSession>>> {
         let digest = self.hash_key.digest(credential);
+        let stats = &self.caches.stats;
+        if let Some(session) = self.caches.session(&digest) {
+            CacheStats::count(&stats.session_hits);
+            // The cache may outlive the session by less than its TTL: the expiry still holds.
+            return Ok((session.user.expires_at > Utc::now()).then_some(session));
+        }
+        CacheStats::count(&stats.session_misses);
+        let generation = self.caches.generation();
+        let Some(user) = self.stored_session(credential, digest).await? else {
+            return Ok(None);
+        };
+        let organizations = identity::organizations_of(&self.db, user.user_id)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        let session = Arc::new(CachedSession {
+            user,
+            organizations,
+        });
+        self.caches
+            .insert_session(generation, digest, session.clone());
+        Ok(Some(session))
+    }
+
+    /// The session row under the current key's digest or, failing that, under a previous key's,
+    /// which is then moved to the current key.
+    async fn stored_session(
+        &self,
+        credential: &Credential,
+        digest: Digest,
+    ) -> sqlx::Result<Option<SessionUser>> {
         let found = identity::session_by_digest(&self.db, &digest).await?;
         if found.is_some() || self.previous_keys.is_empty() {
             return Ok(found);

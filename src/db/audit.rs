@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::lists::Page;
+use super::lists::{Cursor, Page, Total, COUNT_CAP};
 
 /// Who did it: a member through a web session, or a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,36 +61,75 @@ pub struct AuditEventView {
     pub at: DateTime<Utc>,
 }
 
+/// What the audit list may be narrowed to.
+#[derive(Debug, Default)]
+pub struct AuditFilter<'a> {
+    pub action: Option<&'a str>,
+    pub target_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    /// At or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page, newest first (`after` a cursor, or at `page`'s offset), the capped count, and the
+/// cursor of the next page when this one is full. Each filter has an (organization, filter,
+/// at desc, id desc) index (migration `20261130140000_list_indexes`).
 pub async fn list(
-    db: impl PgExecutor<'_> + Copy,
+    db: &mut PgConnection,
     organization_id: Uuid,
-    action: Option<&str>,
-    target_id: Option<Uuid>,
+    filter: &AuditFilter<'_>,
     page: Page,
-) -> sqlx::Result<(i64, Vec<AuditEventView>)> {
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "n!" from audit_events
-           where organization_id = $1 and ($2::text is null or action = $2)
-             and ($3::uuid is null or target_id = $3)"#,
+    after: Option<&Cursor>,
+) -> sqlx::Result<(Total, Vec<AuditEventView>, Option<Cursor>)> {
+    // Counted in the list's order, so that the count walks the list's index (never the table).
+    let counted = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from (
+             select 1 from audit_events
+              where organization_id = $1 and ($2::text is null or action = $2)
+                and ($3::uuid is null or target_id = $3)
+                and ($4::uuid is null or actor_id = $4)
+                and ($5::timestamptz is null or at >= $5)
+                and ($6::timestamptz is null or at < $6)
+              order by at desc, id desc
+              limit $7) capped"#,
         organization_id,
-        action,
-        target_id,
+        filter.action,
+        filter.target_id,
+        filter.actor_id,
+        filter.from,
+        filter.to,
+        COUNT_CAP + 1,
     )
-    .fetch_one(db)
+    .fetch_one(&mut *db)
     .await?;
     let items = sqlx::query_as!(
         AuditEventView,
         "select id, actor_kind, actor_id, action, target_id, details, at from audit_events
          where organization_id = $1 and ($2::text is null or action = $2)
            and ($3::uuid is null or target_id = $3)
-         order by at desc, id limit $4 offset $5",
+           and ($4::uuid is null or actor_id = $4)
+           and ($5::timestamptz is null or at >= $5)
+           and ($6::timestamptz is null or at < $6)
+           and ($9::timestamptz is null or (at, id) < ($9, $10))
+         order by at desc, id desc limit $7 offset $8",
         organization_id,
-        action,
-        target_id,
+        filter.action,
+        filter.target_id,
+        filter.actor_id,
+        filter.from,
+        filter.to,
         page.size,
-        page.offset(),
+        if after.is_some() { 0 } else { page.offset() },
+        after.and_then(Cursor::time),
+        after.map(|c| c.id),
     )
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
-    Ok((total, items))
+    let next = match items.last() {
+        Some(last) if items.len() as i64 == page.size => Some(Cursor::at(last.at, last.id)),
+        _ => None,
+    };
+    Ok((Total::capped(counted), items, next))
 }

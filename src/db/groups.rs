@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::iam::parse_statements;
-use super::lists::{NamedRef, Page};
+use super::lists::{Cursor, NamedRef, Page, Total, COUNT_CAP};
 use crate::names::unique_key;
 use crate::policy::Statement;
 
@@ -29,15 +29,19 @@ pub async fn count(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
     name_like: Option<&str>,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
-        r#"select count(*) as "n!" from groups
-           where organization_id = $1 and ($2::text is null or name ilike $2)"#,
+) -> sqlx::Result<Total> {
+    let counted = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from (
+             select 1 from groups
+              where organization_id = $1 and ($2::text is null or name ilike $2)
+              limit $3) capped"#,
         organization_id,
-        name_like
+        name_like,
+        COUNT_CAP + 1
     )
     .fetch_one(db)
-    .await
+    .await?;
+    Ok(Total::capped(counted))
 }
 
 pub async fn list(
@@ -46,6 +50,7 @@ pub async fn list(
     name_like: Option<&str>,
     group_id: Option<Uuid>,
     page: Page,
+    after: Option<&Cursor>,
 ) -> sqlx::Result<Vec<GroupView>> {
     sqlx::query_as!(
         GroupView,
@@ -60,13 +65,16 @@ pub async fn list(
            where g.organization_id = $1
              and ($2::text is null or g.name ilike $2)
              and ($3::uuid is null or g.id = $3)
+             and ($6::text is null or (lower(g.name), g.id) > (lower($6), $7))
            order by lower(g.name), g.id
            limit $4 offset $5"#,
         organization_id,
         name_like,
         group_id,
         page.size,
-        page.offset()
+        if after.is_some() { 0 } else { page.offset() },
+        after.map(|c| c.key.as_str()),
+        after.map(|c| c.id),
     )
     .fetch_all(db)
     .await
@@ -78,7 +86,7 @@ pub async fn get(
     id: Uuid,
 ) -> sqlx::Result<Option<GroupView>> {
     let page = Page { index: 0, size: 1 };
-    Ok(list(db, organization_id, None, Some(id), page)
+    Ok(list(db, organization_id, None, Some(id), page, None)
         .await?
         .into_iter()
         .next())

@@ -265,3 +265,39 @@ pub async fn lock_for_read(
     .await?;
     Ok(())
 }
+
+/// The members who hold a policy, directly or through a group: whose live permissions an edit
+/// of it changes.
+pub async fn holders_of_policy(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    policy_id: Uuid,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        r#"select user_id as "user_id!" from member_policies
+            where organization_id = $1 and policy_id = $2
+           union
+           select gm.user_id from group_members gm
+             join group_policies gp on gp.group_id = gm.group_id
+            where gm.organization_id = $1 and gp.policy_id = $2"#,
+        organization_id,
+        policy_id
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A group's members: whose live permissions a change of the group's policies changes.
+pub async fn group_members(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    group_id: Uuid,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "select user_id from group_members where organization_id = $1 and group_id = $2",
+        organization_id,
+        group_id
+    )
+    .fetch_all(db)
+    .await
+}

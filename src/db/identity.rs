@@ -172,11 +172,13 @@ pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Optio
     .await
 }
 
+#[derive(Debug)]
 pub struct SessionUser {
     pub session_id: Uuid,
     pub user_id: Uuid,
     pub email: String,
     pub name: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The live session with this digest, if it has not expired.
@@ -186,7 +188,7 @@ pub async fn session_by_digest(
 ) -> sqlx::Result<Option<SessionUser>> {
     sqlx::query_as!(
         SessionUser,
-        "select s.id as session_id, u.id as user_id, u.email, u.name
+        "select s.id as session_id, u.id as user_id, u.email, u.name, s.expires_at
          from sessions s join users u on u.id = s.user_id
          where s.secret_hash = $1 and s.expires_at > now()",
         digest.as_bytes()

@@ -7,7 +7,7 @@ use sqlx::PgExecutor;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::lists::{NamedRef, Page};
+use super::lists::{Cursor, NamedRef, Page, Total, COUNT_CAP};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -28,16 +28,24 @@ pub async fn count(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
     name_like: Option<&str>,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
-        r#"select count(*) as "n!" from memberships m join users u on u.id = m.user_id
-           where m.organization_id = $1
-             and ($2::text is null or u.name ilike $2 or u.email ilike $2)"#,
+) -> sqlx::Result<Total> {
+    // Without a filter, the count walks the memberships key alone (no join to users).
+    let counted = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from (
+             select 1 from memberships m
+              where m.organization_id = $1
+                and ($2::text is null or exists (
+                      select 1 from users u
+                       where u.id = m.user_id and (u.name ilike $2 or u.email ilike $2)))
+              order by m.user_id
+              limit $3) capped"#,
         organization_id,
-        name_like
+        name_like,
+        COUNT_CAP + 1
     )
     .fetch_one(db)
-    .await
+    .await?;
+    Ok(Total::capped(counted))
 }
 
 pub async fn list(
@@ -46,7 +54,10 @@ pub async fn list(
     name_like: Option<&str>,
     member_id: Option<Uuid>,
     page: Page,
+    after: Option<&Cursor>,
 ) -> sqlx::Result<Vec<MemberView>> {
+    // A cursor holds the last member's name and id: `(lower(name), id) >` it is one range of
+    // `users_lower_name_idx`.
     sqlx::query_as!(
         MemberView,
         r#"select u.id, u.name, u.email, m.created_at as joined_at,
@@ -62,13 +73,16 @@ pub async fn list(
            where m.organization_id = $1
              and ($2::text is null or u.name ilike $2 or u.email ilike $2)
              and ($3::uuid is null or u.id = $3)
+             and ($6::text is null or (lower(u.name), u.id) > (lower($6), $7))
            order by lower(u.name), u.id
            limit $4 offset $5"#,
         organization_id,
         name_like,
         member_id,
         page.size,
-        page.offset()
+        if after.is_some() { 0 } else { page.offset() },
+        after.map(|c| c.key.as_str()),
+        after.map(|c| c.id),
     )
     .fetch_all(db)
     .await
@@ -80,7 +94,7 @@ pub async fn get(
     user_id: Uuid,
 ) -> sqlx::Result<Option<MemberView>> {
     let page = Page { index: 0, size: 1 };
-    Ok(list(db, organization_id, None, Some(user_id), page)
+    Ok(list(db, organization_id, None, Some(user_id), page, None)
         .await?
         .into_iter()
         .next())

@@ -10,6 +10,7 @@ pub mod members;
 pub mod names;
 pub mod policies;
 pub mod readers;
+pub mod token_list;
 pub mod tokens;
 pub mod verification;
 
@@ -18,7 +19,7 @@ use sqlx::{Connection, PgPool};
 
 use crate::config::DatabaseConfig;
 
-pub use lists::{contains_pattern, NamedRef, Page};
+pub use lists::{contains_pattern, Cursor, NamedRef, Page, Total};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::iam::parse_statements;
-use super::lists::Page;
+use super::lists::{Cursor, Page, Total, COUNT_CAP};
 use crate::names::unique_key;
 use crate::policy::Statement;
 
@@ -36,16 +36,29 @@ pub async fn count(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
     name_like: Option<&str>,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
-        r#"select count(*) as "n!" from policies
-           where (organization_id = $1 or organization_id is null)
-             and ($2::text is null or name ilike $2)"#,
+) -> sqlx::Result<Total> {
+    let counted = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from (
+             select 1 from policies
+              where (organization_id = $1 or organization_id is null)
+                and ($2::text is null or name ilike $2)
+              limit $3) capped"#,
         organization_id,
-        name_like
+        name_like,
+        COUNT_CAP + 1
     )
     .fetch_one(db)
-    .await
+    .await?;
+    Ok(Total::capped(counted))
+}
+
+/// The cursor after a policy of the list: built-ins sort first, so its kind is part of the key.
+pub fn cursor_after(policy: &PolicyView) -> Cursor {
+    let kind = if policy.is_sys_managed() { 'S' } else { 'C' };
+    Cursor {
+        id: policy.id,
+        key: format!("{kind}{}", policy.name),
+    }
 }
 
 pub async fn list(
@@ -53,19 +66,28 @@ pub async fn list(
     organization_id: Uuid,
     name_like: Option<&str>,
     page: Page,
+    after: Option<&Cursor>,
 ) -> sqlx::Result<Vec<PolicyView>> {
+    // `cursor_after`'s key: the kind's letter, then the name.
+    let after_custom = after.map(|c| c.key.starts_with('C'));
+    let after_name = after.map(|c| c.key.get(1..).unwrap_or_default());
     sqlx::query_as!(
         PolicyView,
         r#"select id, name, description, type as kind, statements, created_at, updated_at
            from policies
            where (organization_id = $1 or organization_id is null)
              and ($2::text is null or name ilike $2)
+             and ($5::bool is null
+                  or ((organization_id is not null), lower(name), id) > ($5, lower($6), $7))
            order by (organization_id is not null), lower(name), id
            limit $3 offset $4"#,
         organization_id,
         name_like,
         page.size,
-        page.offset()
+        if after.is_some() { 0 } else { page.offset() },
+        after_custom,
+        after_name,
+        after.map(|c| c.id),
     )
     .fetch_all(db)
     .await

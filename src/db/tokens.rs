@@ -7,7 +7,6 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::lists::Page;
 use crate::credential::{CredentialKind, Digest, KeyId};
 use crate::db::identity::UserView;
 use crate::names::unique_key;
@@ -192,67 +191,7 @@ pub async fn get(
     }
 }
 
-#[derive(Debug, Default)]
-pub struct ListFilter<'a> {
-    /// Only this token (a service token without `ListAccessTokens` sees itself alone).
-    pub id: Option<Uuid>,
-    pub name_like: Option<&'a str>,
-    pub kind: Option<TokenKind>,
-    pub status: Option<TokenStatus>,
-    pub creator_id: Option<Uuid>,
-}
-
-pub async fn list(
-    db: impl PgExecutor<'_> + Copy,
-    organization_id: Uuid,
-    filter: &ListFilter<'_>,
-    page: Page,
-) -> sqlx::Result<(i64, Vec<TokenRow>)> {
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "n!" from access_tokens t
-           where t.organization_id = $1
-             and ($2::text is null or t.name ilike $2)
-             and ($3::text is null or t.type = $3)
-             and ($4::text is null or t.status = $4)
-             and ($5::uuid is null or t.creator_id = $5)
-             and ($6::uuid is null or t.id = $6)"#,
-        organization_id,
-        filter.name_like,
-        filter.kind as Option<TokenKind>,
-        filter.status as Option<TokenStatus>,
-        filter.creator_id,
-        filter.id,
-    )
-    .fetch_one(db)
-    .await?;
-    let rows = sqlx::query_as!(
-        TokenRow,
-        r#"select t.id, t.organization_id, t.name, t.type as "kind: TokenKind",
-             t.status as "status: TokenStatus", t.creator_id, u.name as creator_name,
-             u.email as creator_email, t.hint, t.scope,
-             t.expires_at, t.last_used_at, t.created_at, t.updated_at
-           from access_tokens t join users u on u.id = t.creator_id
-           where t.organization_id = $1
-             and ($2::text is null or t.name ilike $2)
-             and ($3::text is null or t.type = $3)
-             and ($4::text is null or t.status = $4)
-             and ($5::uuid is null or t.creator_id = $5)
-             and ($6::uuid is null or t.id = $6)
-           order by t.created_at desc, t.id
-           limit $7 offset $8"#,
-        organization_id,
-        filter.name_like,
-        filter.kind as Option<TokenKind>,
-        filter.status as Option<TokenStatus>,
-        filter.creator_id,
-        filter.id,
-        page.size,
-        page.offset(),
-    )
-    .fetch_all(db)
-    .await?;
-    Ok((total, rows))
-}
+pub use super::token_list::{list, ListFilter};
 
 /// A token's frozen layers and scope (SPEC §2.3): what it may do besides its owner's live
 /// permissions.

@@ -14,10 +14,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, Data, Paged};
-use super::extract::{page, ApiPath, ApiQuery};
+use super::extract::{cursor, page, ApiPath, ApiQuery};
 use super::state::AppState;
 use super::validate::{valid_filter, valid_name};
 use crate::auth::Principal;
+use crate::db::lists::planned_with_values;
 use crate::db::tokens::{self, ListFilter, TokenKind, TokenRow, TokenStatus, TokenView};
 use rules::{can_see, ALL_TOKENS, LIST};
 
@@ -46,9 +47,12 @@ pub struct ListQuery {
     pub creator_id: Option<Uuid>,
     pub page_index: Option<i64>,
     pub page_size: Option<i64>,
+    /// The previous page's `nextCursor`: the page after it (then `pageIndex` must be 0).
+    pub after: Option<String>,
 }
 
 /// Tokens of the organization, newest first. Without `ListAccessTokens`, only the caller's own.
+/// `totalCount` stops at 10,000 (`totalCountIsExact: false` beyond); deep pages: `after`.
 #[utoipa::path(get, path = "/api/v1/access-tokens", tag = "access-tokens", params(ListQuery),
     responses((status = 200, body = Paged<TokenView>)))]
 async fn list(
@@ -57,6 +61,7 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<TokenView>>> {
     let page = page(query.page_index, query.page_size)?;
+    let after = cursor(query.after.as_deref(), &page, true)?;
     let like = valid_filter("name", query.name.as_deref())?;
     // Without `ListAccessTokens`: a member's own tokens; a service token, itself only.
     let (creator_id, only_id) = if principal.allows(LIST, ALL_TOKENS) {
@@ -66,12 +71,7 @@ async fn list(
             Some(member) if query.creator_id.map_or(true, |c| c == member) => (Some(member), None),
             None if query.creator_id.is_none() => (None, principal.token_id()),
             // Asking for someone else's tokens without the right to: an empty page, not an error.
-            _ => {
-                return Ok(Data(Paged {
-                    total_count: 0,
-                    items: Vec::new(),
-                }))
-            }
+            _ => return Ok(Data(Paged::empty())),
         }
     };
     let filter = ListFilter {
@@ -81,12 +81,18 @@ async fn list(
         status: query.status,
         creator_id,
     };
-    let (total_count, rows) =
-        tokens::list(&state.db, principal.organization_id, &filter, page).await?;
-    Ok(Data(Paged {
-        total_count,
-        items: rows.into_iter().map(TokenRow::view).collect(),
-    }))
+    let mut tx = planned_with_values(&state.db).await?;
+    let (total, rows, next) = tokens::list(
+        &mut tx,
+        principal.organization_id,
+        &filter,
+        page,
+        after.as_ref(),
+    )
+    .await?;
+    tx.commit().await?;
+    let items = rows.into_iter().map(TokenRow::view).collect();
+    Ok(Data(Paged::new(total, items, next)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Refusal;
 use crate::credential::HashingError;
-use crate::db::connection_lost;
+use crate::db::{connection_lost, Cursor, Total};
 
 /// Every response body.
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,13 +20,32 @@ pub struct Envelope<T> {
     pub data: Option<T>,
 }
 
-/// One page of a list: `data = {totalCount, items}` (SPEC §4).
+/// One page of a list: `data = {totalCount, items}` (SPEC §4), and how to go on.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Paged<T> {
-    /// Items matching the filters, on all pages.
+    /// Items matching the filters, on all pages, counted up to 10,000.
     pub total_count: i64,
+    /// False when more than `totalCount` (10,000) items match: counting stops there.
+    pub total_count_is_exact: bool,
     pub items: Vec<T>,
+    /// Pass as `after` for the next page; `null` when this page is not full.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Paged<T> {
+    pub fn new(total: Total, items: Vec<T>, next: Option<Cursor>) -> Self {
+        Paged {
+            total_count: total.count,
+            total_count_is_exact: total.exact,
+            items,
+            next_cursor: next.as_ref().map(Cursor::encode),
+        }
+    }
+
+    pub fn empty() -> Self {
+        Paged::new(Total::capped(0), Vec::new(), None)
+    }
 }
 
 /// 200 with `data`.

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::db::Page;
+use crate::db::{Cursor, Page};
 
 /// Request bodies larger than this are refused with 413 (SPEC §9).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -237,6 +237,22 @@ pub fn page(index: Option<i64>, size: Option<i64>) -> Result<Page, ApiError> {
         index,
         size: size.min(MAX_PAGE_SIZE),
     })
+}
+
+/// `after` (a cursor from a previous page's `nextCursor`) → where the page starts; 400 for
+/// anything else, or beside a `pageIndex` other than 0. `by_time`: the list is sorted by time,
+/// so the cursor must carry one.
+pub fn cursor(after: Option<&str>, page: &Page, by_time: bool) -> Result<Option<Cursor>, ApiError> {
+    let Some(text) = after.filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    if page.index != 0 {
+        return Err(ApiError::bad_request("pageIndex_is_invalid"));
+    }
+    Cursor::decode(text)
+        .filter(|c| !by_time || c.time().is_some())
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_request("after_is_invalid"))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, Created, Data, Paged};
-use super::extract::{page, ApiJson, ApiPath, ApiQuery};
+use super::extract::{cursor, page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
 use super::members::require_iam;
 use super::state::AppState;
@@ -17,7 +17,8 @@ use super::validate::{valid_filter, valid_name, valid_text};
 use crate::auth::Principal;
 use crate::auth::{commit_invalidating, Invalidation};
 use crate::db::groups::{self, GroupView};
-use crate::db::{audit, iam, identity, policies};
+use crate::db::lists::planned_with_values;
+use crate::db::{audit, iam, identity, policies, Cursor};
 use crate::policy::OWNER_POLICY_ID;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,6 +36,8 @@ pub struct ListQuery {
     pub name: Option<String>,
     pub page_index: Option<i64>,
     pub page_size: Option<i64>,
+    /// The previous page's `nextCursor`: the page after it (then `pageIndex` must be 0).
+    pub after: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups", params(ListQuery),
@@ -45,11 +48,21 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<GroupView>>> {
     let page = page(query.page_index, query.page_size)?;
+    let after = cursor(query.after.as_deref(), &page, false)?;
     let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
-    let total_count = groups::count(&state.db, org, like.as_deref()).await?;
-    let items = groups::list(&state.db, org, like.as_deref(), None, page).await?;
-    Ok(Data(Paged { total_count, items }))
+    let mut tx = planned_with_values(&state.db).await?;
+    let total = groups::count(&mut *tx, org, like.as_deref()).await?;
+    let items = groups::list(&mut *tx, org, like.as_deref(), None, page, after.as_ref()).await?;
+    tx.commit().await?;
+    let next = match items.last() {
+        Some(g) if items.len() as i64 == page.size => Some(Cursor {
+            id: g.id,
+            key: g.name.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Data(Paged::new(total, items, next)))
 }
 
 #[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = Uuid, Path)),
@@ -99,7 +112,12 @@ async fn create(
     let group = groups::get(&mut *tx, org, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, Vec::new()),
+    )
+    .await?;
     Ok(Created(group))
 }
 
@@ -123,6 +141,7 @@ async fn delete(
     if iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::group_members(&mut *tx, org, id).await?;
     if !groups::delete(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -136,7 +155,7 @@ async fn delete(
     )
     .await?;
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }
 
@@ -173,7 +192,12 @@ async fn add_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }
 
@@ -210,7 +234,12 @@ async fn remove_member(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }
 
@@ -235,6 +264,7 @@ async fn attach_policy(
     if iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::group_members(&mut *tx, org, id).await?;
     if iam::attach_group_policy(&mut *tx, id, policy_id).await? {
         audit::record(
             &mut *tx,
@@ -247,7 +277,7 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }
 
@@ -272,6 +302,7 @@ async fn detach_policy(
     if policy_id == OWNER_POLICY_ID || iam::group_has_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::group_members(&mut *tx, org, id).await?;
     if iam::detach_group_policy(&mut *tx, id, policy_id).await? {
         audit::record(
             &mut *tx,
@@ -284,6 +315,6 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }

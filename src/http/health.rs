@@ -51,15 +51,23 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 fn cache_snapshot(state: &AppState) -> CacheSnapshot {
     let caches = &state.auth.caches;
     let stats = &caches.stats;
+    // Brings moka's counts (and evictions) up to date first.
+    let sizes = caches.sizes();
     CacheSnapshot {
         // With no room for entries nothing is cached, whatever the listener does.
         enabled: caches.is_enabled() && state.cache_max_entries > 0,
         hits: stats.token_hits.load(Ordering::Relaxed),
         misses: stats.token_misses.load(Ordering::Relaxed),
+        session_hits: stats.session_hits.load(Ordering::Relaxed),
+        session_misses: stats.session_misses.load(Ordering::Relaxed),
         db_lookups: stats.db_lookups.load(Ordering::Relaxed),
         listener_losses: caches.listener_losses(),
-        evictions: None,
-        entries: None,
+        evictions: caches.evictions(),
+        entries: [
+            ("tokens", sizes.tokens),
+            ("live", sizes.live),
+            ("sessions", sizes.sessions),
+        ],
     }
 }
 

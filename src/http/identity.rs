@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult, Data};
 use super::extract::ApiJson;
 use super::state::AppState;
-use crate::auth::CurrentSession;
+use crate::auth::{commit_invalidating, CurrentSession, Invalidation};
 use crate::credential::{
     canonical_email, Credential, CredentialKind, PasswordHasher, PasswordPolicyError,
 };
@@ -148,7 +148,10 @@ async fn login(
 #[utoipa::path(post, path = "/api/v1/identity/logout", tag = "identity",
     responses((status = 200, body = bool)))]
 async fn logout(State(state): State<AppState>, session: CurrentSession) -> ApiResult<Data<bool>> {
-    identity::delete_session(&state.db, session.session_id).await?;
+    let mut tx = state.db.begin().await?;
+    identity::delete_session(&mut *tx, session.session_id).await?;
+    let what = Invalidation::Sessions(session.user.id);
+    commit_invalidating(&state.auth.caches, tx, what).await?;
     Ok(Data(true))
 }
 
@@ -216,6 +219,7 @@ async fn change_password(
     let mut tx = state.db.begin().await?;
     identity::set_password(&mut *tx, session.user.id, &hash).await?;
     identity::delete_other_sessions(&mut *tx, session.user.id, session.session_id).await?;
-    tx.commit().await?;
+    let what = Invalidation::Sessions(session.user.id);
+    commit_invalidating(&state.auth.caches, tx, what).await?;
     Ok(Data(true))
 }

@@ -9,15 +9,17 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, Created, Data, Paged};
-use super::extract::{page, ApiJson, ApiPath, ApiQuery};
+use super::extract::{cursor, page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, guard_owner, Granter};
 use super::state::AppState;
 use super::validate::{valid_filter, valid_name};
+use crate::auth::invalidation::commit_invalidating_all;
 use crate::auth::Principal;
 use crate::auth::{commit_invalidating, Invalidation};
 use crate::credential::{canonical_email, PasswordHasher, PasswordPolicyError};
+use crate::db::lists::planned_with_values;
 use crate::db::members::{self, MemberView};
-use crate::db::{audit, iam, identity, policies};
+use crate::db::{audit, iam, identity, policies, Cursor};
 use crate::policy::{Statement, DEVELOPER_POLICY_ID, OWNER_POLICY_ID};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,6 +43,8 @@ pub struct ListQuery {
     pub name: Option<String>,
     pub page_index: Option<i64>,
     pub page_size: Option<i64>,
+    /// The previous page's `nextCursor`: the page after it (then `pageIndex` must be 0).
+    pub after: Option<String>,
 }
 
 /// Members of the organization, by name.
@@ -52,11 +56,21 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<MemberView>>> {
     let page = page(query.page_index, query.page_size)?;
+    let after = cursor(query.after.as_deref(), &page, false)?;
     let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
-    let total_count = members::count(&state.db, org, like.as_deref()).await?;
-    let items = members::list(&state.db, org, like.as_deref(), None, page).await?;
-    Ok(Data(Paged { total_count, items }))
+    let mut tx = planned_with_values(&state.db).await?;
+    let total = members::count(&mut *tx, org, like.as_deref()).await?;
+    let items = members::list(&mut *tx, org, like.as_deref(), None, page, after.as_ref()).await?;
+    tx.commit().await?;
+    let next = match items.last() {
+        Some(m) if items.len() as i64 == page.size => Some(Cursor {
+            id: m.id,
+            key: m.name.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Data(Paged::new(total, items, next)))
 }
 
 /// One member.
@@ -174,7 +188,12 @@ async fn add(
     let member = members::get(&mut *tx, org, user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::Membership(org, user_id),
+    )
+    .await?;
     Ok(Created(member))
 }
 
@@ -231,7 +250,9 @@ async fn remove(
         json!({ "deactivatedTokens": tokens.len() }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    let mut changes = vec![Invalidation::Membership(org, user_id)];
+    changes.extend(tokens.iter().copied().map(Invalidation::Token));
+    commit_invalidating_all(&state.auth.caches, tx, changes).await?;
     Ok(Data(true))
 }
 
@@ -291,7 +312,12 @@ async fn attach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }
 
@@ -333,6 +359,11 @@ async fn detach_policy(
         .await?;
     }
     ensure_an_owner_remains(&mut tx, org).await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, vec![user_id]),
+    )
+    .await?;
     Ok(Data(true))
 }

@@ -10,7 +10,7 @@ use super::error::{ApiResult, Created, Data};
 use super::extract::ApiJson;
 use super::state::AppState;
 use super::validate::valid_name;
-use crate::auth::CurrentSession;
+use crate::auth::{commit_invalidating, CurrentSession, Invalidation};
 use crate::db::identity::{self, OrganizationView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,6 +47,8 @@ async fn create(
     let name = valid_name("name", &body.name)?;
     let mut tx = state.db.begin().await?;
     let org = identity::create_organization(&mut tx, &name, session.user.id).await?;
-    tx.commit().await?;
+    // The caller's cached sessions know their organizations.
+    let what = Invalidation::Membership(org.id, session.user.id);
+    commit_invalidating(&state.auth.caches, tx, what).await?;
     Ok(Created(org))
 }

@@ -9,13 +9,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, Created, Data, Paged};
-use super::extract::{page, ApiJson, ApiPath, ApiQuery};
+use super::extract::{cursor, page, ApiJson, ApiPath, ApiQuery};
 use super::grants::{ensure_an_owner_remains, Granter};
 use super::members::require_iam;
 use super::state::AppState;
 use super::validate::{valid_filter, valid_policy_name, valid_text};
 use crate::auth::Principal;
 use crate::auth::{commit_invalidating, Invalidation};
+use crate::db::lists::planned_with_values;
 use crate::db::policies::{self, PolicyView};
 use crate::db::{audit, iam};
 use crate::policy::{validate_statements, Statement};
@@ -37,6 +38,8 @@ pub struct ListQuery {
     pub name: Option<String>,
     pub page_index: Option<i64>,
     pub page_size: Option<i64>,
+    /// The previous page's `nextCursor`: the page after it (then `pageIndex` must be 0).
+    pub after: Option<String>,
 }
 
 /// Built-in policies first, then the organization's own, by name.
@@ -48,11 +51,18 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Data<Paged<PolicyView>>> {
     let page = page(query.page_index, query.page_size)?;
+    let after = cursor(query.after.as_deref(), &page, false)?;
     let like = valid_filter("name", query.name.as_deref())?;
     let org = principal.organization_id;
-    let total_count = policies::count(&state.db, org, like.as_deref()).await?;
-    let items = policies::list(&state.db, org, like.as_deref(), page).await?;
-    Ok(Data(Paged { total_count, items }))
+    let mut tx = planned_with_values(&state.db).await?;
+    let total = policies::count(&mut *tx, org, like.as_deref()).await?;
+    let items = policies::list(&mut *tx, org, like.as_deref(), page, after.as_ref()).await?;
+    tx.commit().await?;
+    let next = match items.last() {
+        Some(p) if items.len() as i64 == page.size => Some(policies::cursor_after(p)),
+        _ => None,
+    };
+    Ok(Data(Paged::new(total, items, next)))
 }
 
 #[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = Uuid, Path)),
@@ -128,7 +138,12 @@ async fn create(
         json!({ "name": name, "statements": statements }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, Vec::new()),
+    )
+    .await?;
     Ok(Created(policy))
 }
 
@@ -192,7 +207,12 @@ async fn update(
         }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(
+        &state.auth.caches,
+        tx,
+        Invalidation::members(org, Vec::new()),
+    )
+    .await?;
     Ok(Data(policy))
 }
 
@@ -221,6 +241,7 @@ async fn replace_statements(
     if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::holders_of_policy(&mut *tx, org, id).await?;
     let policy = policies::update(&mut *tx, org, id, None, None, Some(&statements))
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -234,7 +255,7 @@ async fn replace_statements(
         json!({ "statements": { "before": before.statements, "after": statements } }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(policy))
 }
 
@@ -259,6 +280,7 @@ async fn delete(
     if iam::policy_reaches_an_owner(&mut *tx, org, id).await? {
         granter.must_be_owner()?;
     }
+    let affected = iam::holders_of_policy(&mut *tx, org, id).await?;
     if !policies::delete(&mut *tx, org, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -272,6 +294,6 @@ async fn delete(
         json!({ "name": before.name, "statements": before.statements }),
     )
     .await?;
-    commit_invalidating(&state.auth.caches, tx, Invalidation::Organization(org)).await?;
+    commit_invalidating(&state.auth.caches, tx, Invalidation::members(org, affected)).await?;
     Ok(Data(true))
 }

@@ -24,7 +24,7 @@ const STATUS_HELP = {
 /** ctx: {user: {id, name, email}, organization: {id, name}} */
 export function tokensPage(ctx) {
   const filters = { name: '', type: '', status: '', creatorId: '' };
-  const paging = { pageIndex: 0, pageSize: 10, total: 0 };
+  const paging = { pageIndex: 0, pageSize: 10, total: 0, exact: true };
   let caps = null;
   let items = [];
   let rowCaps = new Map();
@@ -163,6 +163,8 @@ export function tokensPage(ctx) {
       if (seq !== loadSeq) return;
       items = page.items;
       paging.total = page.totalCount;
+      // Counting stops at 10,000: beyond, the total is a floor ("10000+").
+      paging.exact = page.totalCountIsExact !== false;
       rowCaps = new Map(items.map((t, i) => [t.id, rowAbilities(t, allowed[i])]));
       pageError.hidden = true;
       render();
@@ -213,9 +215,9 @@ export function tokensPage(ctx) {
     const onePage = paging.pageIndex === 0 && paging.total <= paging.pageSize;
     rangeText.textContent = onePage
       ? `${paging.total} token${paging.total === 1 ? '' : 's'}`
-      : `${from}–${to} of ${paging.total}`;
+      : `${from}–${to} of ${paging.total}${paging.exact === false ? '+' : ''}`;
     prev.disabled = paging.pageIndex === 0;
-    next.disabled = to >= paging.total;
+    next.disabled = paging.exact === false ? items.length < paging.pageSize : to >= paging.total;
     pager.hidden = paging.total === 0;
     pagerButtons.hidden = onePage && paging.pageSize === PAGE_SIZES[0];
   }

@@ -2,6 +2,7 @@
 //! `#[sqlx::test]` gives every test a fresh, migrated database (DATABASE_URL names the server).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod cache;
 mod concurrency;
 mod envelope;
 mod escalation;
@@ -16,9 +17,11 @@ mod invariants;
 mod key_rotation;
 mod limits;
 mod listener;
+mod lists;
 mod logs;
 mod metrics;
 mod names;
+mod plans;
 mod pool;
 mod process;
 mod replicas;

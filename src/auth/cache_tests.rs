@@ -1,0 +1,208 @@
+use super::*;
+
+fn token(id: Uuid, org: Uuid) -> Arc<CachedToken> {
+    token_by(id, org, Uuid::nil())
+}
+
+fn token_by(id: Uuid, org: Uuid, creator: Uuid) -> Arc<CachedToken> {
+    Arc::new(CachedToken {
+        id,
+        organization_id: org,
+        kind: TokenKind::Service,
+        status: TokenStatus::Active,
+        expires_at: None,
+        grace_ends_at: None,
+        creator_id: creator,
+        frozen: Vec::new(),
+        scope: None,
+        last_noted: AtomicI64::new(0),
+    })
+}
+
+fn live() -> Arc<LiveEntry> {
+    Arc::new(LiveEntry {
+        is_member: true,
+        statements: Arc::new(Vec::new()),
+    })
+}
+
+fn session(user: Uuid) -> Arc<CachedSession> {
+    Arc::new(CachedSession {
+        user: SessionUser {
+            session_id: Uuid::new_v4(),
+            user_id: user,
+            email: "a@example.test".into(),
+            name: "a".into(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        },
+        organizations: Vec::new(),
+    })
+}
+
+fn enabled() -> Caches {
+    let caches = Caches::new(CacheConfig::default());
+    caches.set_enabled(true);
+    caches
+}
+
+#[test]
+fn nothing_is_cached_while_the_listener_is_down() {
+    let caches = Caches::new(CacheConfig::default());
+    let g = caches.generation();
+    caches.insert_token(
+        g,
+        Digest([1; 32]),
+        Some(token(Uuid::new_v4(), Uuid::new_v4())),
+    );
+    caches.insert_session(g, Digest([1; 32]), session(Uuid::new_v4()));
+    assert!(matches!(caches.token(&Digest([1; 32])), TokenLookup::Miss));
+    assert!(caches.session(&Digest([1; 32])).is_none());
+}
+
+#[test]
+fn a_read_that_raced_an_invalidation_is_not_inserted() {
+    let caches = enabled();
+    let id = Uuid::new_v4();
+    let g = caches.generation();
+    caches.drop_token(id);
+    caches.insert_token(g, Digest([2; 32]), Some(token(id, Uuid::new_v4())));
+    caches.insert_session(g, Digest([2; 32]), session(Uuid::new_v4()));
+    assert!(matches!(caches.token(&Digest([2; 32])), TokenLookup::Miss));
+    assert!(caches.session(&Digest([2; 32])).is_none());
+}
+
+#[test]
+fn invalidation_drops_the_token_and_forgets_unknown_digests() {
+    let caches = enabled();
+    let (id, org) = (Uuid::new_v4(), Uuid::new_v4());
+    let g = caches.generation();
+    caches.insert_token(g, Digest([3; 32]), Some(token(id, org)));
+    caches.insert_token(g, Digest([4; 32]), None);
+    caches.insert_token(g, Digest([9; 32]), Some(token(Uuid::new_v4(), org)));
+    assert!(matches!(
+        caches.token(&Digest([3; 32])),
+        TokenLookup::Hit(_)
+    ));
+    assert!(matches!(
+        caches.token(&Digest([4; 32])),
+        TokenLookup::KnownUnknown
+    ));
+    // A rotated token is cached under two digests; both go.
+    caches.insert_token(g, Digest([8; 32]), Some(token(id, org)));
+    caches.drop_token(id);
+    assert!(matches!(caches.token(&Digest([3; 32])), TokenLookup::Miss));
+    assert!(matches!(caches.token(&Digest([8; 32])), TokenLookup::Miss));
+    assert!(matches!(caches.token(&Digest([4; 32])), TokenLookup::Miss));
+    assert!(matches!(
+        caches.token(&Digest([9; 32])),
+        TokenLookup::Hit(_)
+    ));
+}
+
+#[test]
+fn organization_invalidation_drops_its_tokens_and_live_permissions_only() {
+    let caches = enabled();
+    let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let user = Uuid::new_v4();
+    let g = caches.generation();
+    caches.insert_token(g, Digest([5; 32]), Some(token(Uuid::new_v4(), org)));
+    caches.insert_token(g, Digest([6; 32]), Some(token(Uuid::new_v4(), other)));
+    caches.insert_live(g, org, user, live());
+    caches.insert_live(g, other, user, live());
+    caches.drop_organization(org);
+    assert!(matches!(caches.token(&Digest([5; 32])), TokenLookup::Miss));
+    assert!(matches!(
+        caches.token(&Digest([6; 32])),
+        TokenLookup::Hit(_)
+    ));
+    assert!(caches.live(org, user).is_none());
+    assert!(caches.live(other, user).is_some());
+}
+
+#[test]
+fn member_invalidation_drops_only_the_named_members() {
+    let caches = enabled();
+    let org = Uuid::new_v4();
+    let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let g = caches.generation();
+    for user in &users {
+        caches.insert_live(g, org, *user, live());
+    }
+    caches.insert_token(
+        g,
+        Digest([7; 32]),
+        Some(token_by(Uuid::new_v4(), org, users[0])),
+    );
+    caches.drop_members(org, &users[..2]);
+    assert!(caches.live(org, users[0]).is_none());
+    assert!(caches.live(org, users[1]).is_none());
+    assert!(caches.live(org, users[2]).is_some());
+    assert!(caches.live(org, users[3]).is_some());
+    // Frozen layers do not depend on live permissions.
+    assert!(matches!(
+        caches.token(&Digest([7; 32])),
+        TokenLookup::Hit(_)
+    ));
+}
+
+#[test]
+fn membership_invalidation_drops_the_members_live_permissions_and_sessions() {
+    let caches = enabled();
+    let (org, user, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let g = caches.generation();
+    caches.insert_live(g, org, user, live());
+    caches.insert_live(g, org, other, live());
+    caches.insert_token(
+        g,
+        Digest([1; 32]),
+        Some(token_by(Uuid::new_v4(), org, user)),
+    );
+    caches.insert_token(
+        g,
+        Digest([2; 32]),
+        Some(token_by(Uuid::new_v4(), org, other)),
+    );
+    caches.insert_session(g, Digest([3; 32]), session(user));
+    caches.insert_session(g, Digest([4; 32]), session(other));
+    caches.drop_membership(org, user);
+    assert!(caches.live(org, user).is_none());
+    // Their tokens go by id, when the removal names them.
+    assert!(matches!(
+        caches.token(&Digest([1; 32])),
+        TokenLookup::Hit(_)
+    ));
+    assert!(caches.session(&Digest([3; 32])).is_none());
+    assert!(caches.live(org, other).is_some());
+    assert!(matches!(
+        caches.token(&Digest([2; 32])),
+        TokenLookup::Hit(_)
+    ));
+    assert!(caches.session(&Digest([4; 32])).is_some());
+    // A fresh read after the invalidation is cached again.
+    let g = caches.generation();
+    caches.insert_session(g, Digest([3; 32]), session(user));
+    assert!(caches.session(&Digest([3; 32])).is_some());
+    caches.drop_sessions(user);
+    assert!(caches.session(&Digest([3; 32])).is_none());
+    assert!(caches.session(&Digest([4; 32])).is_some());
+}
+
+#[test]
+fn entries_are_bounded_and_evicted_one_by_one() {
+    let caches = Caches::new(CacheConfig {
+        max_entries: 50,
+        ..CacheConfig::default()
+    });
+    caches.set_enabled(true);
+    let g = caches.generation();
+    for i in 0..200u8 {
+        caches.insert_token(g, Digest([i; 32]), Some(token(Uuid::new_v4(), Uuid::nil())));
+    }
+    let sizes = caches.sizes();
+    assert!(sizes.tokens <= 50, "{sizes:?}");
+    // The id index forgets what moka evicted.
+    let indexed = caches.index.lock().map(|i| i.len()).unwrap_or(usize::MAX);
+    assert!(indexed <= 100, "{indexed}");
+    assert!(sizes.tokens > 0, "{sizes:?}");
+    assert!(caches.evictions() > 0);
+}

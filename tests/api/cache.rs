@@ -1,0 +1,278 @@
+//! The verification caches keep what a write did not touch: a policy edit drops the entries of
+//! the members holding the policy, nobody else's; sessions are cached and revoked at once, here
+//! and on another replica. Observed through `/metrics`, as an operator would.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{Caller, TestApp, OWNER_EMAIL};
+
+const FLAG: &str = "project/web:env/prod:flag/dark-mode";
+
+/// One counter of `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+async fn lookups(app: &TestApp) -> u64 {
+    metric(app, "tokengate_verification_db_lookups_total").await
+}
+
+/// A custom policy allowing personal tokens and the flag; its id.
+async fn policy(app: &TestApp, owner: &Caller, name: &str) -> Uuid {
+    let created = app
+        .post(
+            "/api/v1/policies",
+            owner,
+            json!({ "name": name, "statements": [
+                { "resourceType": "access-token", "effect": "allow",
+                  "actions": ["ManagePersonalAccessTokens"], "resources": ["access-token/*"] },
+                { "resourceType": "flag", "effect": "allow",
+                  "actions": ["ManageFeatureFlag"], "resources": ["project/*:env/*:flag/*"] }] }),
+        )
+        .await;
+    created.assert(201);
+    created.data()["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid")
+}
+
+/// Polls until `caller` gets `status` on the flag, for at most five seconds.
+async fn settles(app: &TestApp, caller: &Caller, status: u16) -> u16 {
+    let mut last = 0;
+    for _ in 0..100 {
+        last = app.forward(caller, "ManageFeatureFlag", FLAG).await.status;
+        if last == status {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
+#[sqlx::test]
+async fn a_policy_edit_keeps_the_cached_entries_of_members_without_it(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (_, owner) = a.owner().await;
+    let (edited, kept) = (
+        policy(&a, &owner, "Edited").await,
+        policy(&a, &owner, "Kept").await,
+    );
+    let alice = a.member(&owner, "alice@example.test", &[edited]).await;
+    let bob = a.member(&owner, "bob@example.test", &[kept]).await;
+    let (_, alice_token) = a
+        .token(&alice, json!({ "name": "a", "type": "Personal" }))
+        .await;
+    let (_, bob_token) = a
+        .token(&bob, json!({ "name": "b", "type": "Personal" }))
+        .await;
+    for app in [&a, &b] {
+        for token in [&alice_token, &bob_token] {
+            app.forward(token, "ManageFeatureFlag", FLAG)
+                .await
+                .assert(200);
+        }
+    }
+    a.put(
+        &format!("/api/v1/policies/{edited}/statements"),
+        &owner,
+        Some(json!([{ "resourceType": "flag", "effect": "deny",
+                      "actions": ["*"], "resources": ["project/*:env/prod:flag/*"] }])),
+    )
+    .await
+    .assert(200);
+    assert_eq!(settles(&b, &alice_token, 403).await, 403);
+    for app in [&a, &b] {
+        // Bob's token and live permissions are still cached: no database read, a hit.
+        let (before, hits) = (
+            lookups(app).await,
+            metric(app, "tokengate_token_cache_hits_total").await,
+        );
+        app.forward(&bob_token, "ManageFeatureFlag", FLAG)
+            .await
+            .assert(200);
+        assert_eq!(lookups(app).await, before, "bob's entries were dropped");
+        assert_eq!(
+            metric(app, "tokengate_token_cache_hits_total").await,
+            hits + 1
+        );
+    }
+    // Alice's live permissions were re-read on this replica (her token entry was kept).
+    let before = lookups(&a).await;
+    a.forward(&alice_token, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(403);
+    assert_eq!(lookups(&a).await, before + 1);
+}
+
+#[sqlx::test]
+async fn sessions_are_cached_and_logout_ends_them_here_and_on_another_replica(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (_, owner) = a.owner().await;
+    let kept = a.session(OWNER_EMAIL).await;
+    for app in [&a, &b] {
+        for session in [&owner, &kept] {
+            app.get("/api/v1/user/profile", session).await.assert(200);
+        }
+        let (hits, misses) = (
+            metric(app, "tokengate_session_cache_hits_total").await,
+            metric(app, "tokengate_session_cache_misses_total").await,
+        );
+        app.get("/api/v1/user/profile", &owner).await.assert(200);
+        assert_eq!(
+            metric(app, "tokengate_session_cache_hits_total").await,
+            hits + 1
+        );
+        assert_eq!(
+            metric(app, "tokengate_session_cache_misses_total").await,
+            misses
+        );
+    }
+    a.post("/api/v1/identity/logout", &owner, json!({}))
+        .await
+        .assert(200);
+    // The same replica: the very next request.
+    a.get("/api/v1/user/profile", &owner)
+        .await
+        .assert_error(401, "Unauthorized");
+    // Another replica: as soon as the NOTIFY arrives.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = b.get("/api/v1/user/profile", &owner).await.status;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 401);
+    // The person's other session is untouched, on both.
+    a.get("/api/v1/user/profile", &kept).await.assert(200);
+    b.get("/api/v1/user/profile", &kept).await.assert(200);
+}
+
+#[sqlx::test]
+async fn a_password_change_ends_the_other_cached_sessions_here_and_on_another_replica(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (_, owner) = a.owner().await;
+    let other = a.session(OWNER_EMAIL).await;
+    for app in [&a, &b] {
+        for session in [&owner, &other] {
+            app.get("/api/v1/user/profile", session).await.assert(200);
+        }
+    }
+    a.put(
+        "/api/v1/user/password",
+        &owner,
+        Some(json!({ "currentPassword": crate::helpers::PASSWORD,
+                     "newPassword": "a brand new passphrase" })),
+    )
+    .await
+    .assert(200);
+    a.get("/api/v1/user/profile", &other)
+        .await
+        .assert_error(401, "Unauthorized");
+    let mut status = 0;
+    for _ in 0..100 {
+        status = b.get("/api/v1/user/profile", &other).await.status;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 401);
+    a.get("/api/v1/user/profile", &owner).await.assert(200);
+    b.get("/api/v1/user/profile", &owner).await.assert(200);
+}
+
+#[sqlx::test]
+async fn a_removed_member_s_session_loses_the_organization_at_once(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (org, owner) = a.owner().await;
+    let dev = a
+        .member(
+            &owner,
+            "dev@example.test",
+            &[tokengate::policy::DEVELOPER_POLICY_ID],
+        )
+        .await;
+    for app in [&a, &b] {
+        app.get("/api/v1/access-tokens", &dev).await.assert(200);
+    }
+    a.delete(&format!("/api/v1/members/{}", dev.user_id), &owner)
+        .await
+        .assert(200);
+    let refused = a.get("/api/v1/access-tokens", &dev).await.status;
+    assert!(refused == 403 || refused == 401, "{refused}");
+    let mut status = 200;
+    for _ in 0..100 {
+        status = b
+            .get("/api/v1/access-tokens", &dev.in_org(org))
+            .await
+            .status;
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(status, 200);
+}
+
+#[sqlx::test]
+async fn a_removed_member_s_cached_token_stays_refused_when_they_are_added_back(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (_, owner) = a.owner().await;
+    let dev = a
+        .member(
+            &owner,
+            "dev@example.test",
+            &[tokengate::policy::DEVELOPER_POLICY_ID],
+        )
+        .await;
+    let (_, personal) = a
+        .token(&dev, json!({ "name": "p", "type": "Personal" }))
+        .await;
+    for app in [&a, &b] {
+        app.forward(&personal, "ManageFeatureFlag", FLAG)
+            .await
+            .assert(200);
+    }
+    a.delete(&format!("/api/v1/members/{}", dev.user_id), &owner)
+        .await
+        .assert(200);
+    assert_eq!(settles(&b, &personal, 403).await, 403);
+    // Back as a member: the token the removal deactivated stays Inactive, on both replicas.
+    a.member(
+        &owner,
+        "dev@example.test",
+        &[tokengate::policy::DEVELOPER_POLICY_ID],
+    )
+    .await;
+    a.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(403);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.forward(&personal, "ManageFeatureFlag", FLAG)
+        .await
+        .assert(403);
+}
