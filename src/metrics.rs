@@ -318,6 +318,8 @@ mod tests {
         token_event("created");
         let text = encode_text(&Snapshot {
             cache: CacheSnapshot {
+                session_hits: 5,
+                evictions: 7,
                 entries: [("tokens", 3), ("live", 0), ("sessions", 0)],
                 ..CacheSnapshot::default()
             },
@@ -330,12 +332,13 @@ mod tests {
             "tokengate_token_events_total{event=\"created\"}",
             "tokengate_cache_enabled 0",
             "tokengate_cache_entries{cache=\"tokens\"} 3",
+            "tokengate_session_cache_hits_total 5",
+            "tokengate_cache_evictions_total 7",
             "tokengate_last_used_flush_age_seconds 0",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
-        assert!(!text.contains("tokengate_cache_evictions"));
     }
 
     #[test]
