@@ -207,7 +207,7 @@ pub struct ServeConfig {
 
     /// While token verification is busy (≥ 1,000 a second on this process), the percentage of
     /// their time the hashing threads may hash (10–100; 100 never holds them back).
-    #[arg(long, env = HASH_SHARE_UNDER_LOAD.var, default_value_t = 50,
+    #[arg(long, env = HASH_SHARE_UNDER_LOAD.var, default_value_t = 25,
           value_parser = HASH_SHARE_UNDER_LOAD.parser::<u8>())]
     pub hash_share_under_load: u8,
 
