@@ -121,7 +121,7 @@ pub async fn list(
         filter.from,
         filter.to,
         page.size,
-        if after.is_some() { 0 } else { page.offset() },
+        page.offset(after.is_some()),
         after.and_then(Cursor::time),
         after.map(|c| c.id),
     )

@@ -24,8 +24,14 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn offset(&self) -> i64 {
-        self.index.saturating_mul(self.size)
+    /// Rows to skip: none when a cursor (`after`) says where the page starts, else `index`
+    /// pages' worth.
+    pub fn offset(&self, cursor: bool) -> i64 {
+        if cursor {
+            0
+        } else {
+            self.index.saturating_mul(self.size)
+        }
     }
 }
 

@@ -80,7 +80,7 @@ pub async fn list(
         name_like,
         member_id,
         page.size,
-        if after.is_some() { 0 } else { page.offset() },
+        page.offset(after.is_some()),
         after.map(|c| c.key.as_str()),
         after.map(|c| c.id),
     )

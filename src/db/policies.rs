@@ -84,7 +84,7 @@ pub async fn list(
         organization_id,
         name_like,
         page.size,
-        if after.is_some() { 0 } else { page.offset() },
+        page.offset(after.is_some()),
         after_custom,
         after_name,
         after.map(|c| c.id),

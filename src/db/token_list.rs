@@ -78,7 +78,7 @@ pub async fn list(
         filter.creator_id,
         filter.id,
         page.size,
-        if after.is_some() { 0 } else { page.offset() },
+        page.offset(after.is_some()),
         after_at,
         after_id,
     )
