@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::{Caller, TestApp, OWNER_EMAIL};
+use crate::replicas::settles;
 
 const FLAG: &str = "project/web:env/prod:flag/dark-mode";
 
@@ -53,17 +54,19 @@ async fn policy(app: &TestApp, owner: &Caller, name: &str) -> Uuid {
         .expect("uuid")
 }
 
-/// Polls until `caller` gets `status` on the flag, for at most five seconds.
-async fn settles(app: &TestApp, caller: &Caller, status: u16) -> u16 {
-    let mut last = 0;
+/// GETs `path` as `caller` until `done` holds for the status, for at most five seconds;
+/// returns the last status. Propagation takes milliseconds; the bound only keeps a failure
+/// from hanging.
+async fn get_until(app: &TestApp, path: &str, caller: &Caller, done: impl Fn(u16) -> bool) -> u16 {
+    let mut status = app.get(path, caller).await.status;
     for _ in 0..100 {
-        last = app.forward(caller, "ManageFeatureFlag", FLAG).await.status;
-        if last == status {
+        if done(status) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        status = app.get(path, caller).await.status;
     }
-    last
+    status
 }
 
 #[sqlx::test]
@@ -98,7 +101,7 @@ async fn a_policy_edit_keeps_the_cached_entries_of_members_without_it(db: PgPool
     )
     .await
     .assert(200);
-    assert_eq!(settles(&b, &alice_token, 403).await, 403);
+    assert_eq!(settles(&b, &alice_token, 403).await.status, 403);
     for app in [&a, &b] {
         // Bob's token and live permissions are still cached: no database read, a hit.
         let (before, hits) = (
@@ -154,14 +157,7 @@ async fn sessions_are_cached_and_logout_ends_them_here_and_on_another_replica(db
         .await
         .assert_error(401, "Unauthorized");
     // Another replica: as soon as the NOTIFY arrives.
-    let mut status = 0;
-    for _ in 0..100 {
-        status = b.get("/api/v1/user/profile", &owner).await.status;
-        if status == 401 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = get_until(&b, "/api/v1/user/profile", &owner, |s| s == 401).await;
     assert_eq!(status, 401);
     // The person's other session is untouched, on both.
     a.get("/api/v1/user/profile", &kept).await.assert(200);
@@ -190,14 +186,7 @@ async fn a_password_change_ends_the_other_cached_sessions_here_and_on_another_re
     a.get("/api/v1/user/profile", &other)
         .await
         .assert_error(401, "Unauthorized");
-    let mut status = 0;
-    for _ in 0..100 {
-        status = b.get("/api/v1/user/profile", &other).await.status;
-        if status == 401 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = get_until(&b, "/api/v1/user/profile", &other, |s| s == 401).await;
     assert_eq!(status, 401);
     a.get("/api/v1/user/profile", &owner).await.assert(200);
     b.get("/api/v1/user/profile", &owner).await.assert(200);
@@ -223,17 +212,7 @@ async fn a_removed_member_s_session_loses_the_organization_at_once(db: PgPool) {
         .assert(200);
     let refused = a.get("/api/v1/access-tokens", &dev).await.status;
     assert!(refused == 403 || refused == 401, "{refused}");
-    let mut status = 200;
-    for _ in 0..100 {
-        status = b
-            .get("/api/v1/access-tokens", &dev.in_org(org))
-            .await
-            .status;
-        if status != 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = get_until(&b, "/api/v1/access-tokens", &dev.in_org(org), |s| s != 200).await;
     assert_ne!(status, 200);
 }
 
@@ -260,7 +239,7 @@ async fn a_removed_member_s_cached_token_stays_refused_when_they_are_added_back(
     a.delete(&format!("/api/v1/members/{}", dev.user_id), &owner)
         .await
         .assert(200);
-    assert_eq!(settles(&b, &personal, 403).await, 403);
+    assert_eq!(settles(&b, &personal, 403).await.status, 403);
     // Back as a member: the token the removal deactivated stays Inactive, on both replicas.
     a.member(
         &owner,

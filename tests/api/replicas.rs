@@ -13,7 +13,7 @@ const FLAG: &str = "project/web:env/prod:flag/dark-mode";
 
 /// Polls `probe` until it returns the expected status, for at most five seconds; returns the
 /// last response. Propagation takes milliseconds; the bound only keeps a failure from hanging.
-async fn settles(app: &TestApp, caller: &Caller, status: u16) -> Resp {
+pub(crate) async fn settles(app: &TestApp, caller: &Caller, status: u16) -> Resp {
     let mut last = app.forward(caller, "ManageFeatureFlag", FLAG).await;
     for _ in 0..100 {
         if last.status == status {
