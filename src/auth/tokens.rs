@@ -11,7 +11,7 @@ use super::principal::{Principal, PrincipalKind};
 use super::refusal::Refusal;
 use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind, Digest};
-use crate::db::hash_keys::{self, Stored};
+use crate::db::hash_keys;
 use crate::db::tokens::{TokenKind, TokenStatus};
 use crate::db::verification::{self, VerifiedToken};
 use crate::policy::{Layers, Statement};
@@ -191,23 +191,15 @@ async fn under_previous_key(
     current: Digest,
     personal: bool,
 ) -> sqlx::Result<Option<VerifiedToken>> {
-    for key in &verifier.previous_keys {
-        let old = key.digest(credential);
-        let found = match verification::by_digest(&verifier.db, old, personal).await? {
-            Some(row) => Some((row, Stored::TokenSecret)),
-            None => verification::by_previous_digest(&verifier.db, old)
-                .await?
-                .map(|row| (row, Stored::GraceSecret)),
-        };
-        if let Some((row, stored)) = found {
-            let key_id = verifier.hash_key.id();
-            hash_keys::redigest(&verifier.db, stored, row.id, old, current, key_id).await?;
-            tracing::debug!(token_id = %row.id, previous_key_id = %key.id(),
-                "token secret moved to the current hash key");
-            return Ok(Some(row));
-        }
-    }
-    Ok(None)
+    let found =
+        hash_keys::find_token(&verifier.db, &verifier.previous_keys, credential, personal).await?;
+    let Some((row, stored, old)) = found else {
+        return Ok(None);
+    };
+    let key_id = verifier.hash_key.id();
+    hash_keys::redigest(&verifier.db, stored, row.id, old, current, key_id).await?;
+    tracing::debug!(token_id = %row.id, "token secret moved to the current hash key");
+    Ok(Some(row))
 }
 
 /// The principal a token someone else presents acts as (RFC 7662 introspection): the same

@@ -2,10 +2,11 @@
 //! a digest to the current key when its credential is used, and what still depends on which
 //! key (`tokengate key-status`).
 
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::credential::{Digest, KeyId};
+use super::verification::{self, VerifiedToken};
+use crate::credential::{Credential, Digest, HashKey, KeyId};
 
 /// Which stored digest a credential found under a previous key matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,26 @@ pub enum Stored {
     GraceSecret,
     /// A web session.
     Session,
+}
+
+/// The token a secret is, as its current secret or as a previous one in grace, under the first
+/// of `keys` whose digest of it is stored; with which digest matched, and where.
+pub async fn find_token<'k>(
+    db: &PgPool,
+    keys: impl IntoIterator<Item = &'k HashKey>,
+    credential: &Credential,
+    personal: bool,
+) -> sqlx::Result<Option<(VerifiedToken, Stored, Digest)>> {
+    for key in keys {
+        let digest = key.digest(credential);
+        if let Some(row) = verification::by_digest(db, digest, personal).await? {
+            return Ok(Some((row, Stored::TokenSecret, digest)));
+        }
+        if let Some(row) = verification::by_previous_digest(db, digest).await? {
+            return Ok(Some((row, Stored::GraceSecret, digest)));
+        }
+    }
+    Ok(None)
 }
 
 /// Replaces `old` (made with a previous key) by `new` (the same credential under the current

@@ -19,10 +19,10 @@ use super::error::{json_response, ApiError, ApiResult};
 use super::extract::{json_body, parse_json};
 use super::state::AppState;
 use crate::auth::{commit_invalidating, Invalidation};
-use crate::credential::{Credential, CredentialKind};
+use crate::credential::{Credential, CredentialKind, HashKey};
 use crate::db::audit::{self, Actor};
 use crate::db::tokens::{self, TokenStatus};
-use crate::db::{iam, verification};
+use crate::db::{hash_keys, iam};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(github))
@@ -144,18 +144,12 @@ async fn revoke(state: &AppState, secret: &ReportedSecret) -> ApiResult<bool> {
     }
     // Under the current hash key, then each previous one: a token not used since the key was
     // rotated is still stored under the key that made it.
-    let keys = std::iter::once(&state.auth.hash_key).chain(&state.auth.previous_keys);
-    let mut found = None;
-    for key in keys {
-        let digest = key.digest(&credential);
-        found = match verification::by_digest(&state.db, digest, false).await? {
-            Some(found) => Some(found),
-            None => verification::by_previous_digest(&state.db, digest).await?,
-        };
-        if found.is_some() {
-            break;
-        }
-    }
+    let keys: Vec<&HashKey> = std::iter::once(&state.auth.hash_key)
+        .chain(&state.auth.previous_keys)
+        .collect();
+    let found = hash_keys::find_token(&state.db, keys, &credential, false)
+        .await?
+        .map(|(found, _, _)| found);
     let Some(found) = found else {
         return Ok(false);
     };
