@@ -33,6 +33,16 @@ impl Page {
             self.index.saturating_mul(self.size)
         }
     }
+
+    /// The total, when the page's rows alone tell it: a first page (no offset, no cursor) with
+    /// room to spare holds every item there is, so a selective filter needs no count.
+    pub fn total_from_rows(&self, cursor: bool, rows: usize) -> Option<Total> {
+        let rows = i64::try_from(rows).ok()?;
+        (!cursor && self.index == 0 && rows < self.size).then_some(Total {
+            count: rows,
+            exact: true,
+        })
+    }
 }
 
 /// A read-only transaction whose statements are planned with their values: the list queries'
@@ -172,6 +182,19 @@ mod tests {
                 exact: false
             }
         );
+    }
+
+    #[test]
+    fn only_a_first_page_with_room_to_spare_tells_the_total() {
+        let first = Page { index: 0, size: 10 };
+        let exact = |count| Some(Total { count, exact: true });
+        assert_eq!(first.total_from_rows(false, 0), exact(0));
+        assert_eq!(first.total_from_rows(false, 9), exact(9));
+        // A full page may have more behind it; a later page or a cursor page does not say
+        // what came before.
+        assert_eq!(first.total_from_rows(false, 10), None);
+        assert_eq!(first.total_from_rows(true, 3), None);
+        assert_eq!(Page { index: 1, size: 10 }.total_from_rows(false, 3), None);
     }
 
     #[test]
