@@ -4,9 +4,11 @@
 //! (`auth::invalidation` says which, here and on the other replicas); while the `LISTEN`
 //! connection is down the caches are bypassed.
 //!
-//! Storage is `moka` (SPEC §7 item 6): each cache is bounded and evicts single entries by its
-//! TinyLFU policy, and every entry expires after the TTL. An invalidation drops only what it
-//! names: single keys, or a predicate moka applies to the older entries without blocking reads.
+//! Storage is `quick_cache` (SPEC §7 item 6): each cache is bounded and evicts single entries by
+//! its CLOCK-PRO-like policy (a new key is admitted cold, and only keys used again stay), and
+//! every entry expires after the TTL, checked when it is read. An invalidation drops only what it
+//! names: single keys, or, for the rare wide ones, the entries a predicate picks. Its
+//! per-entry overhead is a fraction of moka's (docs/benchmarks.md, memory per cached token).
 //!
 //! A read that misses records the invalidation generation before it queries, and only inserts
 //! what it read if no invalidation happened meanwhile: a slow read can never put back a verdict
@@ -18,18 +20,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use moka::notification::RemovalCause;
-use moka::sync::Cache;
 use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::credential::Digest;
 use crate::db::identity::SessionUser;
 use crate::db::tokens::{TokenKind, TokenStatus};
-use crate::policy::Layer;
+use crate::policy::{Layer, Statement};
+
+use super::intern::Interner;
+use super::refresh::{Batch, Refreshes};
 
 /// What evaluation needs of a token, parsed once.
 #[derive(Debug)]
@@ -43,8 +46,8 @@ pub struct CachedToken {
     pub grace_ends_at: Option<DateTime<Utc>>,
     /// A personal token's owner; a service token's creator.
     pub creator_id: Uuid,
-    /// Frozen at creation (SPEC §2.3).
-    pub frozen: Vec<Layer>,
+    /// Frozen at creation (SPEC §2.3); shared by every token with the same layers.
+    pub frozen: Arc<Vec<Layer>>,
     pub scope: Option<Layer>,
     /// Unix second of the last `lastUsedAt` note, so a busy token is noted once a second.
     pub last_noted: AtomicI64,
@@ -65,7 +68,7 @@ pub struct CachedSession {
 }
 
 /// (organization, member).
-type MemberKey = (Uuid, Uuid);
+pub type MemberKey = (Uuid, Uuid);
 
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
@@ -89,17 +92,23 @@ impl Default for CacheConfig {
 
 pub struct Caches {
     config: CacheConfig,
-    tokens: Cache<Digest, Arc<CachedToken>>,
+    tokens: Store<Digest, Arc<CachedToken>>,
     /// Well-formed digests that matched no token, remembered briefly (a cache of its own, so a
     /// flood of unknown digests never evicts a real token).
-    unknown: Cache<Digest, ()>,
-    live: Cache<MemberKey, Arc<LiveEntry>>,
-    sessions: Cache<Digest, Arc<CachedSession>>,
+    unknown: Store<Digest, ()>,
+    live: Store<MemberKey, Arc<LiveEntry>>,
+    sessions: Store<Digest, Arc<CachedSession>>,
     /// The digests each cached token is under, so that a token write drops its entries by key:
-    /// a predicate (`drop_where`) would stay pending, and be tried on every read, until moka
-    /// had scanned the whole cache. Written with the entry, under its lock; digests that moka
-    /// evicted meanwhile are forgotten when it grows past twice the cache.
+    /// a predicate (`drop_where`) would scan the whole cache for each token written. Written
+    /// with the entry, under its lock; digests evicted meanwhile are forgotten when it grows
+    /// past twice the cache.
     index: Mutex<HashMap<Uuid, SmallVec<[Digest; 1]>>>,
+    /// One parsed copy of each distinct statement list (live permissions, scopes) and of each
+    /// distinct set of frozen layers, however many entries hold it.
+    pub statements: Interner<Vec<Statement>>,
+    pub frozen_layers: Interner<Vec<Layer>>,
+    /// Members whose dropped live permissions are being read again (`auth::refresh`).
+    pub refreshes: Refreshes,
     generation: AtomicU64,
     gate: RwLock<()>,
     /// False until the listener is connected, and whenever it is not.
@@ -141,7 +150,7 @@ pub enum TokenLookup {
     Miss,
 }
 
-/// Entries held now, per cache (moka counts lazily: close, not exact).
+/// Entries held now, per cache (expired ones count until they are read or evicted).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CacheSizes {
     pub tokens: u64,
@@ -149,48 +158,110 @@ pub struct CacheSizes {
     pub sessions: u64,
 }
 
-fn build<K, V>(capacity: usize, ttl: Duration, stats: &Arc<CacheStats>) -> Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    let stats = stats.clone();
-    Cache::builder()
-        .max_capacity(capacity.max(1) as u64)
-        .time_to_live(ttl)
-        .support_invalidation_closures()
-        .eviction_listener(move |_, _, cause| {
-            if cause == RemovalCause::Size {
-                CacheStats::count(&stats.evictions);
-            }
-        })
-        .build()
+/// One bounded cache whose entries expire `ttl` after they were inserted.
+struct Store<K, V> {
+    entries: quick_cache::sync::Cache<
+        K,
+        Stamped<V>,
+        quick_cache::UnitWeighter,
+        quick_cache::DefaultHashBuilder,
+        CountEvictions,
+    >,
+    ttl: Duration,
+    /// Expiries are milliseconds since this instant.
+    epoch: Instant,
 }
 
-/// Drops the entries `doomed` picks; moka applies it to every entry older than this call (reads
-/// never return one) and removes them in the background of later calls.
-fn drop_where<K, V>(cache: &Cache<K, V>, doomed: impl Fn(&K, &V) -> bool + Send + Sync + 'static)
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    if cache.invalidate_entries_if(doomed).is_err() {
-        // Only if closures were not enabled at build time; never lose an invalidation.
-        cache.invalidate_all();
+/// A value and when it expires.
+#[derive(Clone)]
+struct Stamped<V> {
+    value: V,
+    expires_ms: u64,
+}
+
+/// Counts evictions at the size bound (removals and replacements are not evictions).
+#[derive(Clone)]
+struct CountEvictions(Arc<CacheStats>);
+
+impl<K, V> quick_cache::Lifecycle<K, V> for CountEvictions {
+    type RequestState = ();
+
+    fn begin_request(&self) {}
+
+    fn on_evict(&self, _: &mut (), _: K, _: V) {
+        CacheStats::count(&self.0.evictions);
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Store<K, V> {
+    fn new(capacity: usize, ttl: Duration, epoch: Instant, stats: &Arc<CacheStats>) -> Self {
+        let capacity = capacity.max(1);
+        Store {
+            entries: quick_cache::sync::Cache::with(
+                capacity,
+                capacity as u64,
+                quick_cache::UnitWeighter,
+                quick_cache::DefaultHashBuilder::default(),
+                CountEvictions(stats.clone()),
+            ),
+            ttl,
+            epoch,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let stamped = self.entries.get(key)?;
+        let now = self.now_ms();
+        if stamped.expires_ms > now {
+            return Some(stamped.value);
+        }
+        self.entries.remove_if(key, |s| s.expires_ms <= now);
+        None
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let expires_ms = self.now_ms() + self.ttl.as_millis() as u64;
+        self.entries.insert(key, Stamped { value, expires_ms });
+    }
+
+    fn remove(&self, key: &K) -> Option<V> {
+        self.entries.remove(key).map(|(_, stamped)| stamped.value)
+    }
+
+    /// Drops the entries `doomed` picks, shard by shard (each briefly locked): for the rare
+    /// invalidations too wide to name their keys.
+    fn drop_where(&self, doomed: impl Fn(&K, &V) -> bool) {
+        self.entries
+            .retain(|key, stamped| !doomed(key, &stamped.value));
+    }
+
+    fn clear(&self) {
+        self.entries.clear();
+    }
+
+    fn len(&self) -> u64 {
+        self.entries.len() as u64
     }
 }
 
 impl Caches {
     pub fn new(config: CacheConfig) -> Self {
         let stats = Arc::new(CacheStats::default());
-        let (n, ttl) = (config.max_entries, config.ttl);
+        let (n, ttl, epoch) = (config.max_entries, config.ttl, Instant::now());
         Caches {
             config,
-            tokens: build(n, ttl, &stats),
-            unknown: build(n, config.negative_ttl, &stats),
-            live: build(n, ttl, &stats),
-            sessions: build(n, ttl, &stats),
+            tokens: Store::new(n, ttl, epoch, &stats),
+            unknown: Store::new(n, config.negative_ttl, epoch, &stats),
+            live: Store::new(n, ttl, epoch, &stats),
+            sessions: Store::new(n, ttl, epoch, &stats),
             index: Mutex::new(HashMap::new()),
+            statements: Interner::default(),
+            frozen_layers: Interner::default(),
+            refreshes: Refreshes::default(),
             generation: AtomicU64::new(0),
             gate: RwLock::new(()),
             enabled: AtomicBool::new(false),
@@ -215,7 +286,7 @@ impl Caches {
         if let Some(token) = self.tokens.get(digest) {
             return TokenLookup::Hit(token);
         }
-        if self.unknown.contains_key(digest) {
+        if self.unknown.get(digest).is_some() {
             return TokenLookup::KnownUnknown;
         }
         TokenLookup::Miss
@@ -254,7 +325,7 @@ impl Caches {
         }
         if index.len() > self.config.max_entries.saturating_mul(2) {
             index.retain(|_, digests| {
-                digests.retain(|d| self.tokens.contains_key(d));
+                digests.retain(|d| self.tokens.entries.contains_key(d));
                 !digests.is_empty()
             });
         }
@@ -302,28 +373,61 @@ impl Caches {
         match self.index.lock() {
             Ok(mut index) => {
                 for digest in index.remove(&id).into_iter().flatten() {
-                    self.tokens.invalidate(&digest);
+                    self.tokens.remove(&digest);
                 }
             }
-            Err(_) => self.tokens.invalidate_all(),
+            Err(_) => self.tokens.clear(),
         }
-        self.unknown.invalidate_all();
+        self.unknown.clear();
     }
 
     /// Drops an organization's tokens and live permissions.
     pub fn drop_organization(&self, org: Uuid) {
         self.fence();
-        drop_where(&self.tokens, move |_, t| t.organization_id == org);
-        drop_where(&self.live, move |(o, _), _| *o == org);
+        self.tokens.drop_where(|_, t| t.organization_id == org);
+        match self.refreshes.lock() {
+            Some(mut tickets) => {
+                tickets.retain(|(o, _), _| *o != org);
+                self.live.drop_where(|(o, _), _| *o == org);
+            }
+            None => self.live.clear(),
+        }
     }
 
     /// Drops these members' live permissions in one organization (a policy or group change),
-    /// key by key: nobody else's entries, and no token entry (their layers are frozen).
+    /// key by key: nobody else's entries, and no token entry (their layers are frozen). Those
+    /// that were cached, or whose batch was already reading, are queued to be read again
+    /// (`auth::refresh`).
     pub fn drop_members(&self, org: Uuid, users: &[Uuid]) {
         self.fence();
+        let Some(mut tickets) = self.refreshes.lock() else {
+            self.live.clear();
+            return;
+        };
+        let mut again = Vec::new();
         for user in users {
-            self.live.invalidate(&(org, *user));
+            let cached = self.live.remove(&(org, *user)).is_some();
+            if Refreshes::stale(&mut tickets, (org, *user)) || cached {
+                again.push(*user);
+            }
         }
+        if !again.is_empty() && self.active() {
+            self.refreshes.queue(&mut tickets, org, &again);
+        }
+    }
+
+    /// Inserts what a batch read, for the members that still hold its ticket.
+    pub fn insert_refreshed(&self, batch: &Batch, entries: Vec<(Uuid, Arc<LiveEntry>)>) {
+        if !self.active() {
+            return;
+        }
+        let entries: HashMap<Uuid, Arc<LiveEntry>> = entries.into_iter().collect();
+        self.refreshes.insert_current(batch, |user| {
+            if let Some(entry) = entries.get(&user) {
+                self.live
+                    .insert((batch.organization_id, user), entry.clone());
+            }
+        });
     }
 
     /// A membership began or ended: the member's live permissions and their sessions (which
@@ -331,26 +435,38 @@ impl Caches {
     /// tokens, by key.
     pub fn drop_membership(&self, org: Uuid, user: Uuid) {
         self.fence();
-        self.live.invalidate(&(org, user));
-        drop_where(&self.sessions, move |_, s| s.user.user_id == user);
+        match self.refreshes.lock() {
+            Some(mut tickets) => {
+                tickets.remove(&(org, user));
+                self.live.remove(&(org, user));
+            }
+            None => self.live.clear(),
+        }
+        self.sessions.drop_where(|_, s| s.user.user_id == user);
     }
 
     /// Drops a person's sessions (logout, password change).
     pub fn drop_sessions(&self, user: Uuid) {
         self.fence();
-        drop_where(&self.sessions, move |_, s| s.user.user_id == user);
+        self.sessions.drop_where(|_, s| s.user.user_id == user);
     }
 
     /// Drops everything.
     pub fn clear(&self) {
         self.fence();
-        self.tokens.invalidate_all();
+        self.tokens.clear();
         if let Ok(mut index) = self.index.lock() {
             index.clear();
         }
-        self.unknown.invalidate_all();
-        self.live.invalidate_all();
-        self.sessions.invalidate_all();
+        self.unknown.clear();
+        match self.refreshes.lock() {
+            Some(mut tickets) => {
+                tickets.clear();
+                self.live.clear();
+            }
+            None => self.live.clear(),
+        }
+        self.sessions.clear();
     }
 
     /// The listener is up (true) or down (false); either way, start from empty caches.
@@ -375,14 +491,10 @@ impl Caches {
 
     /// Entries held now, per cache.
     pub fn sizes(&self) -> CacheSizes {
-        // moka counts as it housekeeps; bring the counts (and evictions) up to date.
-        self.tokens.run_pending_tasks();
-        self.live.run_pending_tasks();
-        self.sessions.run_pending_tasks();
         CacheSizes {
-            tokens: self.tokens.entry_count(),
-            live: self.live.entry_count(),
-            sessions: self.sessions.entry_count(),
+            tokens: self.tokens.len(),
+            live: self.live.len(),
+            sessions: self.sessions.len(),
         }
     }
 

@@ -13,7 +13,7 @@ fn token_by(id: Uuid, org: Uuid, creator: Uuid) -> Arc<CachedToken> {
         expires_at: None,
         grace_ends_at: None,
         creator_id: creator,
-        frozen: Vec::new(),
+        frozen: Arc::new(Vec::new()),
         scope: None,
         last_noted: AtomicI64::new(0),
     })
@@ -200,9 +200,92 @@ fn entries_are_bounded_and_evicted_one_by_one() {
     }
     let sizes = caches.sizes();
     assert!(sizes.tokens <= 50, "{sizes:?}");
-    // The id index forgets what moka evicted.
+    // The id index forgets what was evicted.
     let indexed = caches.index.lock().map(|i| i.len()).unwrap_or(usize::MAX);
     assert!(indexed <= 100, "{indexed}");
     assert!(sizes.tokens > 0, "{sizes:?}");
     assert!(caches.evictions() > 0);
+}
+
+#[test]
+fn dropped_members_that_were_cached_are_queued_to_be_read_again() {
+    let caches = enabled();
+    let mut inbox = caches.refreshes.take_inbox().expect("inbox");
+    let org = Uuid::new_v4();
+    let (cached, uncached) = (Uuid::new_v4(), Uuid::new_v4());
+    let g = caches.generation();
+    caches.insert_live(g, org, cached, live());
+    caches.drop_members(org, &[cached, uncached]);
+    assert!(caches.live(org, cached).is_none());
+    let batch = inbox.try_recv().expect("a batch");
+    assert_eq!(
+        (batch.organization_id, batch.users.clone()),
+        (org, vec![cached])
+    );
+    assert!(inbox.try_recv().is_err(), "one batch");
+    let mut waiting = caches.refreshes.awaited((org, cached)).expect("awaited");
+    assert!(caches.refreshes.awaited((org, uncached)).is_none());
+    // A change while the batch is only queued leaves it: it will read after the change.
+    caches.drop_members(org, &[cached]);
+    assert!(inbox.try_recv().is_err());
+    caches.refreshes.start(&batch);
+    caches.insert_refreshed(&batch, vec![(cached, live())]);
+    assert!(caches.live(org, cached).is_some());
+    caches.refreshes.finished(batch);
+    assert!(caches.refreshes.awaited((org, cached)).is_none());
+    // Whoever waited is woken: the batch's end closes the channel.
+    let woken = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(waiting.changed());
+    assert!(woken.is_err());
+}
+
+#[test]
+fn a_batch_that_read_before_a_change_inserts_nothing() {
+    let caches = enabled();
+    let mut inbox = caches.refreshes.take_inbox().expect("inbox");
+    let (org, user) = (Uuid::new_v4(), Uuid::new_v4());
+    caches.insert_live(caches.generation(), org, user, live());
+    caches.drop_members(org, &[user]);
+    let first = inbox.try_recv().expect("a batch");
+    caches.refreshes.start(&first);
+    // Changed while the first batch reads: its ticket goes, and the member is queued again.
+    caches.drop_members(org, &[user]);
+    let second = inbox.try_recv().expect("queued again");
+    caches.insert_refreshed(&first, vec![(user, live())]);
+    assert!(caches.live(org, user).is_none());
+    caches.refreshes.finished(first);
+    assert!(
+        caches.refreshes.awaited((org, user)).is_some(),
+        "the second batch's"
+    );
+    // A removal from the organization takes the second batch's ticket too.
+    caches.drop_membership(org, user);
+    caches.refreshes.start(&second);
+    caches.insert_refreshed(&second, vec![(user, live())]);
+    assert!(caches.live(org, user).is_none());
+}
+
+#[test]
+fn entries_expire_after_their_ttl() {
+    let caches = Caches::new(CacheConfig {
+        negative_ttl: Duration::from_millis(50),
+        ..CacheConfig::default()
+    });
+    caches.set_enabled(true);
+    let g = caches.generation();
+    caches.insert_token(g, Digest([1; 32]), Some(token(Uuid::new_v4(), Uuid::nil())));
+    caches.insert_token(g, Digest([2; 32]), None);
+    assert!(matches!(
+        caches.token(&Digest([2; 32])),
+        TokenLookup::KnownUnknown
+    ));
+    std::thread::sleep(Duration::from_millis(100));
+    // The unknown digest's 50 ms are over; the token's 30 s are not.
+    assert!(matches!(caches.token(&Digest([2; 32])), TokenLookup::Miss));
+    assert!(matches!(
+        caches.token(&Digest([1; 32])),
+        TokenLookup::Hit(_)
+    ));
 }

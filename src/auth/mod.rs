@@ -4,10 +4,12 @@
 
 pub mod cache;
 mod extract;
+pub mod intern;
 pub mod invalidation;
 pub mod last_used;
 mod principal;
 pub mod rate_limit;
+mod refresh;
 mod refusal;
 mod tokens;
 mod verifier;

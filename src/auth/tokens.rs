@@ -77,7 +77,7 @@ pub(super) async fn token_principal(
     };
     let layers = Layers {
         live,
-        frozen: token.frozen.clone(),
+        frozen: token.frozen.to_vec(),
         scope: token.scope.clone(),
     };
     if layers.is_empty() {
@@ -143,18 +143,26 @@ async fn load(
         return Err(Refusal::Unauthorized);
     };
     let corrupt = |e: serde_json::Error| Refusal::Database(sqlx::Error::Decode(Box::new(e)));
-    let frozen: Vec<Vec<Statement>> = serde_json::from_str(&row.ceiling).map_err(corrupt)?;
+    let statements = |text: &str| caches.statements.get(text, |t| serde_json::from_str(t));
+    let frozen = caches
+        .frozen_layers
+        .get(&row.ceiling, |text| {
+            let layers: Vec<Vec<Statement>> = serde_json::from_str(text)?;
+            Ok(layers.into_iter().map(Arc::new).collect())
+        })
+        .map_err(corrupt)?;
     let scope = row
         .scope
-        .map(|scope| serde_json::from_str(&scope).map(Arc::new))
+        .as_deref()
+        .map(statements)
         .transpose()
         .map_err(corrupt)?;
     let live = match (row.owner_is_member, &row.live_statements) {
-        (Some(is_member), Some(statements)) => {
+        (Some(is_member), Some(text)) => {
             // The same round trip brought the owner's live permissions: remember them too.
             let live = Arc::new(LiveEntry {
                 is_member,
-                statements: Arc::new(serde_json::from_str(statements).map_err(corrupt)?),
+                statements: statements(text).map_err(corrupt)?,
             });
             caches.insert_live(
                 generation,
@@ -174,7 +182,7 @@ async fn load(
         expires_at: row.expires_at,
         grace_ends_at: row.grace_ends_at,
         creator_id: row.creator_id,
-        frozen: frozen.into_iter().map(Arc::new).collect(),
+        frozen,
         scope,
         last_noted: std::sync::atomic::AtomicI64::new(0),
     });

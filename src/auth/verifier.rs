@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::cache::{CacheStats, CachedSession, Caches, LiveEntry};
 use super::last_used::LastUsed;
 use super::rate_limit::{ClientAddress, RateLimiter};
+use super::refresh;
 use crate::credential::{Credential, Digest, HashKey};
 use crate::db::hash_keys::{self, Stored};
 use crate::db::iam;
@@ -39,7 +40,8 @@ impl Verifier {
         Verifier(Arc::new(parts))
     }
 
-    /// A member's live permissions in an organization, from the cache or one database round trip.
+    /// A member's live permissions in an organization, from the cache (once the batch that
+    /// reads them again after a change is done, if one is under way) or one database round trip.
     pub async fn live_permissions(
         &self,
         organization_id: Uuid,
@@ -48,21 +50,79 @@ impl Verifier {
         if let Some(entry) = self.caches.live(organization_id, user_id) {
             return Ok(entry);
         }
+        let deadline = tokio::time::Instant::now() + refresh::WAIT_AT_MOST;
+        while let Some(mut batch) = self.caches.refreshes.awaited((organization_id, user_id)) {
+            // Over when the batch is (it closes the channel), or at the deadline. A change
+            // meanwhile may have queued the member again: then wait for that batch.
+            if tokio::time::timeout_at(deadline, batch.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            if let Some(entry) = self.caches.live(organization_id, user_id) {
+                return Ok(entry);
+            }
+        }
         let generation = self.caches.generation();
-        CacheStats::count(&self.caches.stats.db_lookups);
-        let (is_member, statements) = self
-            .readers
-            .read_detached(move |conn| {
-                Box::pin(iam::member_permissions(conn, organization_id, user_id))
-            })
-            .await?;
-        let entry = Arc::new(LiveEntry {
-            is_member,
-            statements: Arc::new(statements),
-        });
+        let entries = self.read_live(organization_id, vec![user_id]).await?;
+        let Some((_, entry)) = entries.into_iter().next() else {
+            return Err(sqlx::Error::RowNotFound);
+        };
         self.caches
             .insert_live(generation, organization_id, user_id, entry.clone());
         Ok(entry)
+    }
+
+    /// Reads the members' live permissions in one round trip.
+    async fn read_live(
+        &self,
+        organization_id: Uuid,
+        users: Vec<Uuid>,
+    ) -> sqlx::Result<Vec<(Uuid, Arc<LiveEntry>)>> {
+        CacheStats::count(&self.caches.stats.db_lookups);
+        let rows = self
+            .readers
+            .read_detached(move |conn| {
+                let users = users.clone();
+                Box::pin(
+                    async move { iam::member_permissions(conn, organization_id, &users).await },
+                )
+            })
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let statements = self
+                    .caches
+                    .statements
+                    .get(&row.statements, |text| serde_json::from_str(text))
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                let entry = LiveEntry {
+                    is_member: row.is_member,
+                    statements,
+                };
+                Ok((row.user_id, Arc::new(entry)))
+            })
+            .collect()
+    }
+
+    /// Reads again, batch by batch, the live permissions that policy and group changes dropped
+    /// (`auth::refresh`); runs until the process ends.
+    pub async fn refresh_members(self) {
+        let Some(mut inbox) = self.caches.refreshes.take_inbox() else {
+            return;
+        };
+        while let Some(batch) = inbox.recv().await {
+            self.caches.refreshes.start(&batch);
+            match self
+                .read_live(batch.organization_id, batch.users.clone())
+                .await
+            {
+                Ok(entries) => self.caches.insert_refreshed(&batch, entries),
+                Err(e) => tracing::warn!(error = %e, "could not read members' permissions again"),
+            }
+            self.caches.refreshes.finished(batch);
+        }
     }
 
     /// The live web session this credential opened, if any, from the cache or two database

@@ -24,23 +24,32 @@ pub async fn live_statements(
     parse_statements(statements)
 }
 
-/// Whether the user is a member, and their live statements, in one round trip.
+/// Whether a user is a member, and their live statements as JSON text (verification parses
+/// each distinct text once: `auth::intern`).
+pub struct MemberPermissions {
+    pub user_id: Uuid,
+    pub is_member: bool,
+    pub statements: String,
+}
+
+/// `MemberPermissions` of each of `users`, in one round trip.
 pub async fn member_permissions(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
-    user_id: Uuid,
-) -> sqlx::Result<(bool, Vec<Statement>)> {
-    let row = sqlx::query!(
-        r#"select
-             exists(select 1 from memberships where organization_id = $1 and user_id = $2)
-               as "is_member!",
-             (select statements from member_statements($1, $2)) as "statements!""#,
+    users: &[Uuid],
+) -> sqlx::Result<Vec<MemberPermissions>> {
+    sqlx::query_as!(
+        MemberPermissions,
+        r#"select u.id as "user_id!",
+             exists(select 1 from memberships m
+                     where m.organization_id = $1 and m.user_id = u.id) as "is_member!",
+             (select s.statements::text from member_statements($1, u.id) s) as "statements!"
+           from unnest($2::uuid[]) as u(id)"#,
         organization_id,
-        user_id
+        users
     )
-    .fetch_one(db)
-    .await?;
-    Ok((row.is_member, parse_statements(row.statements)?))
+    .fetch_all(db)
+    .await
 }
 
 pub fn parse_statements(value: serde_json::Value) -> sqlx::Result<Vec<Statement>> {

@@ -51,7 +51,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 fn cache_snapshot(state: &AppState) -> CacheSnapshot {
     let caches = &state.auth.caches;
     let stats = &caches.stats;
-    // Brings moka's counts (and evictions) up to date first.
     let sizes = caches.sizes();
     CacheSnapshot {
         // With no room for entries nothing is cached, whatever the listener does.

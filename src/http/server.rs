@@ -168,7 +168,8 @@ pub async fn serve(
 
     let tcp = TcpListener::bind(config.listen).await?;
     tracing::info!(address = %config.listen, "listening");
-    // Background work: the cache-invalidation listener, lastUsedAt batches, and migrations —
+    // Background work: the cache-invalidation listener, the batches that read members'
+    // permissions again after a change, lastUsedAt batches, and migrations —
     // applied in the background so that while the database is unreachable the service answers,
     // reports not-ready and keeps retrying instead of crash-looping.
     let listen_url = config
@@ -183,6 +184,7 @@ pub async fn serve(
         listen_options,
         state.auth.caches.clone(),
     ));
+    tokio::spawn(state.auth.clone().refresh_members());
     let last_used = state.auth.last_used.clone();
     tokio::spawn(last_used.clone().run(db.clone(), LAST_USED_FLUSH_INTERVAL));
     tokio::spawn(migrate_until_done(state.clone()));

@@ -117,12 +117,94 @@ async fn a_policy_edit_keeps_the_cached_entries_of_members_without_it(db: PgPool
             hits + 1
         );
     }
-    // Alice's live permissions were re-read on this replica (her token entry was kept).
-    let before = lookups(&a).await;
+    // Alice's live permissions were read again by the batch that follows the edit, not by her
+    // next request (her token entry was kept): it reads nothing, and is refused.
+    let before = quiet_lookups(&a).await;
     a.forward(&alice_token, "ManageFeatureFlag", FLAG)
         .await
         .assert(403);
-    assert_eq!(lookups(&a).await, before + 1);
+    assert_eq!(
+        lookups(&a).await,
+        before,
+        "alice's entry was not read again"
+    );
+}
+
+/// The lookup count once it has stopped moving (background reads done), for at most 5 s.
+async fn quiet_lookups(app: &TestApp) -> u64 {
+    let mut last = lookups(app).await;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = lookups(app).await;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+#[sqlx::test]
+async fn members_whose_policy_changed_are_read_again_in_batches(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let b = a.replica().await;
+    let (_, owner) = a.owner().await;
+    let edited = policy(&a, &owner, "Edited").await;
+    let mut tokens = Vec::new();
+    for i in 0..5 {
+        let member = a
+            .member(&owner, &format!("m{i}@example.test"), &[edited])
+            .await;
+        let (_, token) = a
+            .token(
+                &member,
+                json!({ "name": format!("t{i}"), "type": "Personal" }),
+            )
+            .await;
+        tokens.push(token);
+    }
+    for app in [&a, &b] {
+        for token in &tokens {
+            app.forward(token, "ManageFeatureFlag", FLAG)
+                .await
+                .assert(200);
+        }
+    }
+    let before = [quiet_lookups(&a).await, quiet_lookups(&b).await];
+    a.put(
+        &format!("/api/v1/policies/{edited}/statements"),
+        &owner,
+        Some(json!([{ "resourceType": "access-token", "effect": "allow",
+                      "actions": ["ManagePersonalAccessTokens"], "resources": ["access-token/*"] }])),
+    )
+    .await
+    .assert(200);
+    for (app, before) in [&a, &b].into_iter().zip(before) {
+        // Every member refused from the cache, after a read or two for all five.
+        for _ in 0..100 {
+            if lookups(app).await > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A batch per invalidation, not a read per member. The writing replica applies its
+        // change, then hears it again through LISTEN like the others: that second one reads
+        // again if the first batch had already begun (it cannot tell its own echo from a
+        // later change).
+        let after = quiet_lookups(app).await;
+        assert!(
+            (before + 1..=before + 2).contains(&after),
+            "{} reads for 5 members on {}",
+            after - before,
+            app.base
+        );
+        for token in &tokens {
+            app.forward(token, "ManageFeatureFlag", FLAG)
+                .await
+                .assert(403);
+        }
+        assert_eq!(lookups(app).await, after);
+    }
 }
 
 #[sqlx::test]

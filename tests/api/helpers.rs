@@ -199,6 +199,7 @@ impl TestApp {
             listen_options,
             state.auth.caches.clone(),
         ));
+        let refresher = tokio::spawn(state.auth.clone().refresh_members());
         let router = app(state.clone(), &AppOptions::default());
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -225,7 +226,7 @@ impl TestApp {
             db,
             state,
             key,
-            tasks: vec![listener, server],
+            tasks: vec![listener, refresher, server],
         }
     }
 
