@@ -3,9 +3,12 @@
 //! policy on 10,000 members, edited under load, would otherwise send 10,000 single reads to
 //! the database at once and stall every one of those members' requests behind them.
 //!
-//! The invalidation still drops the entries first (a refused permission is refused at once);
-//! a request that then misses a member whose batch is pending waits for it, up to
-//! `WAIT_AT_MOST` in all, and reads alone only if no batch brought its entry.
+//! The invalidation still drops the entries first (a refused permission is refused at once).
+//! A request that then misses a member whose batch is already reading waits for it (a batch
+//! is small, so that is a few milliseconds), and reads alone if the batch did not bring its
+//! entry; one whose batch is still queued reads alone at once, so that no request waits
+//! behind the whole queue. The batches read what requests do not get to first, and skip
+//! members already cached by the time they start.
 //!
 //! A batch is guarded per member, not by the caches' generation (any write anywhere moves
 //! that, and a batch takes long enough to be refused by most of them): each member queued has
@@ -25,12 +28,12 @@ use uuid::Uuid;
 
 use super::cache::MemberKey;
 
-/// Members read per round trip.
-pub const BATCH: usize = 500;
+/// Members read per round trip: small, so that a request waiting for one waits briefly.
+pub const BATCH: usize = 100;
 /// Batches waiting to be read; beyond this, members are left to their own next request.
 const QUEUED_AT_MOST: usize = 1_000;
-/// How long a request waits for its member's batches before reading alone.
-pub const WAIT_AT_MOST: Duration = Duration::from_secs(1);
+/// How long a request waits for its member's batch before reading alone.
+pub const WAIT_AT_MOST: Duration = Duration::from_millis(250);
 
 /// One batch, as its members' tickets name it.
 pub struct Ticket {
@@ -150,9 +153,14 @@ impl Refreshes {
         }
     }
 
-    /// What to wait on for this member's entry, if a batch is queued or reading for them.
+    /// What to wait on for this member's entry, if a batch is reading for them now.
     pub fn awaited(&self, key: MemberKey) -> Option<watch::Receiver<()>> {
-        Some(self.lock()?.get(&key)?.done.clone())
+        let tickets = self.lock()?;
+        let ticket = tickets.get(&key)?;
+        ticket
+            .started
+            .load(Ordering::Acquire)
+            .then(|| ticket.done.clone())
     }
 
     /// The queue's receiving end, once: for the task that reads batches.

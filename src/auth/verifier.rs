@@ -53,7 +53,8 @@ impl Verifier {
         let deadline = tokio::time::Instant::now() + refresh::WAIT_AT_MOST;
         while let Some(mut batch) = self.caches.refreshes.awaited((organization_id, user_id)) {
             // Over when the batch is (it closes the channel), or at the deadline. A change
-            // meanwhile may have queued the member again: then wait for that batch.
+            // meanwhile may have queued the member again: then wait for that batch if it is
+            // reading by then.
             if tokio::time::timeout_at(deadline, batch.changed())
                 .await
                 .is_err()
@@ -114,12 +115,18 @@ impl Verifier {
         };
         while let Some(batch) = inbox.recv().await {
             self.caches.refreshes.start(&batch);
-            match self
-                .read_live(batch.organization_id, batch.users.clone())
-                .await
-            {
-                Ok(entries) => self.caches.insert_refreshed(&batch, entries),
-                Err(e) => tracing::warn!(error = %e, "could not read members' permissions again"),
+            let org = batch.organization_id;
+            // Requests may have read some members alone since the batch was queued.
+            let users: Vec<Uuid> = (batch.users.iter().copied())
+                .filter(|user| self.caches.live(org, *user).is_none())
+                .collect();
+            if !users.is_empty() {
+                match self.read_live(org, users).await {
+                    Ok(entries) => self.caches.insert_refreshed(&batch, entries),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read members' permissions again")
+                    }
+                }
             }
             self.caches.refreshes.finished(batch);
         }
