@@ -406,26 +406,26 @@ impl Caches {
         };
         let mut again = Vec::new();
         for user in users {
-            let cached = self.live.remove(&(org, *user)).is_some();
-            if Refreshes::stale(&mut tickets, (org, *user)) || cached {
-                again.push(*user);
+            let key = (org, *user);
+            let cached = self.live.remove(&key).is_some();
+            if Refreshes::stale(&mut tickets, key) || cached {
+                again.push(key);
             }
         }
         if !again.is_empty() && self.active() {
-            self.refreshes.queue(&mut tickets, org, &again);
+            self.refreshes.queue(&mut tickets, again);
         }
     }
 
     /// Inserts what a batch read, for the members that still hold its ticket.
-    pub fn insert_refreshed(&self, batch: &Batch, entries: Vec<(Uuid, Arc<LiveEntry>)>) {
+    pub fn insert_refreshed(&self, batch: &Batch, entries: Vec<(MemberKey, Arc<LiveEntry>)>) {
         if !self.active() {
             return;
         }
-        let entries: HashMap<Uuid, Arc<LiveEntry>> = entries.into_iter().collect();
-        self.refreshes.insert_current(batch, |user| {
-            if let Some(entry) = entries.get(&user) {
-                self.live
-                    .insert((batch.organization_id, user), entry.clone());
+        let entries: HashMap<MemberKey, Arc<LiveEntry>> = entries.into_iter().collect();
+        self.refreshes.insert_current(batch, |key| {
+            if let Some(entry) = entries.get(&key) {
+                self.live.insert(key, entry.clone());
             }
         });
     }

@@ -207,6 +207,14 @@ fn entries_are_bounded_and_evicted_one_by_one() {
     assert!(caches.evictions() > 0);
 }
 
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
 #[test]
 fn dropped_members_that_were_cached_are_queued_to_be_read_again() {
     let caches = enabled();
@@ -217,30 +225,48 @@ fn dropped_members_that_were_cached_are_queued_to_be_read_again() {
     caches.insert_live(g, org, cached, live());
     caches.drop_members(org, &[cached, uncached]);
     assert!(caches.live(org, cached).is_none());
-    let batch = inbox.try_recv().expect("a batch");
-    assert_eq!(
-        (batch.organization_id, batch.users.clone()),
-        (org, vec![cached])
-    );
-    assert!(inbox.try_recv().is_err(), "one batch");
-    // Queued only: a request reads alone rather than wait behind the queue.
-    assert!(caches.refreshes.awaited((org, cached)).is_none());
+    assert!(caches.refreshes.awaited((org, uncached)).is_none());
     // A change while the batch is only queued leaves it: it will read after the change.
     caches.drop_members(org, &[cached]);
-    assert!(inbox.try_recv().is_err());
-    caches.refreshes.start(&batch);
+    let batch = block_on(caches.refreshes.next(&mut inbox)).expect("a batch");
+    assert_eq!(batch.members, vec![(org, cached)]);
+    assert!(inbox.try_recv().is_err(), "one batch");
     let mut waiting = caches.refreshes.awaited((org, cached)).expect("awaited");
-    assert!(caches.refreshes.awaited((org, uncached)).is_none());
-    caches.insert_refreshed(&batch, vec![(cached, live())]);
+    caches.insert_refreshed(&batch, vec![((org, cached), live())]);
     assert!(caches.live(org, cached).is_some());
     caches.refreshes.finished(batch);
     assert!(caches.refreshes.awaited((org, cached)).is_none());
     // Whoever waited is woken: the batch's end closes the channel.
-    let woken = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-        .block_on(waiting.changed());
-    assert!(woken.is_err());
+    assert!(block_on(waiting.changed()).is_err());
+}
+
+#[test]
+fn a_member_a_request_waits_for_is_read_before_the_queue() {
+    let caches = enabled();
+    let mut inbox = caches.refreshes.take_inbox().expect("inbox");
+    let org = Uuid::new_v4();
+    let users: Vec<Uuid> = (0..250).map(|_| Uuid::new_v4()).collect();
+    for user in &users {
+        caches.insert_live(caches.generation(), org, *user, live());
+    }
+    caches.drop_members(org, &users);
+    // Three batches queued; a request for the last member asks for it to be read first.
+    let last = (org, users[249]);
+    let mut waiting = caches.refreshes.awaited(last).expect("awaited");
+    let first = block_on(caches.refreshes.next(&mut inbox)).expect("a batch");
+    assert_eq!(first.members, vec![last]);
+    caches.insert_refreshed(&first, vec![(last, live())]);
+    caches.refreshes.finished(first);
+    assert!(block_on(waiting.changed()).is_err());
+    assert!(caches.live(org, users[249]).is_some());
+    // Then the queue, in order; the third batch no longer holds the member read first.
+    let second = block_on(caches.refreshes.next(&mut inbox)).expect("queued");
+    assert_eq!(second.members.len(), 100);
+    let _ = block_on(caches.refreshes.next(&mut inbox)).expect("queued");
+    let third = block_on(caches.refreshes.next(&mut inbox)).expect("queued");
+    caches.live.remove(&last);
+    caches.insert_refreshed(&third, vec![(last, live())]);
+    assert!(caches.live(org, users[249]).is_none());
 }
 
 #[test]
@@ -250,15 +276,13 @@ fn a_batch_that_read_before_a_change_inserts_nothing() {
     let (org, user) = (Uuid::new_v4(), Uuid::new_v4());
     caches.insert_live(caches.generation(), org, user, live());
     caches.drop_members(org, &[user]);
-    let first = inbox.try_recv().expect("a batch");
-    caches.refreshes.start(&first);
+    let first = block_on(caches.refreshes.next(&mut inbox)).expect("a batch");
     // Changed while the first batch reads: its ticket goes, and the member is queued again.
     caches.drop_members(org, &[user]);
-    let second = inbox.try_recv().expect("queued again");
-    caches.insert_refreshed(&first, vec![(user, live())]);
+    caches.insert_refreshed(&first, vec![((org, user), live())]);
     assert!(caches.live(org, user).is_none());
     caches.refreshes.finished(first);
-    caches.refreshes.start(&second);
+    let second = block_on(caches.refreshes.next(&mut inbox)).expect("queued again");
     assert!(
         caches.refreshes.awaited((org, user)).is_some(),
         "the second batch's"
@@ -266,7 +290,7 @@ fn a_batch_that_read_before_a_change_inserts_nothing() {
     // A removal from the organization takes the second batch's ticket too.
     caches.drop_membership(org, user);
     assert!(caches.refreshes.awaited((org, user)).is_none());
-    caches.insert_refreshed(&second, vec![(user, live())]);
+    caches.insert_refreshed(&second, vec![((org, user), live())]);
     assert!(caches.live(org, user).is_none());
 }
 

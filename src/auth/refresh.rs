@@ -1,14 +1,16 @@
 //! After a policy or group change, the live permissions of the affected members that were
 //! cached are read again in batches, instead of each member's next request reading its own. A
 //! policy on 10,000 members, edited under load, would otherwise send 10,000 single reads to
-//! the database at once and stall every one of those members' requests behind them.
+//! the database at once, each paying a round trip's overhead, and stall every one of those
+//! members' requests behind them.
 //!
 //! The invalidation still drops the entries first (a refused permission is refused at once).
-//! A request that then misses a member whose batch is already reading waits for it (a batch
-//! is small, so that is a few milliseconds), and reads alone if the batch did not bring its
-//! entry; one whose batch is still queued reads alone at once, so that no request waits
-//! behind the whole queue. The batches read what requests do not get to first, and skip
-//! members already cached by the time they start.
+//! A request that then misses a member whose batch is reading waits for that batch; one whose
+//! batch is still queued asks for the member to be read next: the reader takes the members
+//! requests wait for before any queued batch, all in one round trip. So a request waits for
+//! about one batch, never behind the whole queue, and a stampede of misses costs a few
+//! batched reads. A request still reads alone if no batch brought its entry within
+//! `WAIT_AT_MOST`.
 //!
 //! A batch is guarded per member, not by the caches' generation (any write anywhere moves
 //! that, and a batch takes long enough to be refused by most of them): each member queued has
@@ -18,17 +20,16 @@
 //! ticket away (what it read may predate the change) and queues the member again; one that
 //! finds the batch still queued leaves it, since it will read after the change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-use uuid::Uuid;
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::cache::MemberKey;
 
-/// Members read per round trip: small, so that a request waiting for one waits briefly.
+/// Members read per round trip.
 pub const BATCH: usize = 100;
 /// Batches waiting to be read; beyond this, members are left to their own next request.
 const QUEUED_AT_MOST: usize = 1_000;
@@ -37,26 +38,67 @@ pub const WAIT_AT_MOST: Duration = Duration::from_millis(250);
 
 /// One batch, as its members' tickets name it.
 pub struct Ticket {
-    /// Set (under the lock) just before the batch reads.
+    /// Set (under the lock) before the batch reads.
     started: AtomicBool,
     /// Closed when the batch is over, read or not.
     done: watch::Receiver<()>,
 }
 
-/// Members of one organization to read again.
+/// Members to read again.
 pub struct Batch {
-    pub organization_id: Uuid,
-    pub users: Vec<Uuid>,
+    pub members: Vec<MemberKey>,
     ticket: Arc<Ticket>,
     /// Dropped with the batch, which wakes whoever waits for it.
     _done: watch::Sender<()>,
 }
 
+impl Batch {
+    fn new(members: Vec<MemberKey>, started: bool) -> Batch {
+        let (done, waiting) = watch::channel(());
+        Batch::with(members, started, done, waiting)
+    }
+
+    fn with(
+        members: Vec<MemberKey>,
+        started: bool,
+        done: watch::Sender<()>,
+        waiting: watch::Receiver<()>,
+    ) -> Batch {
+        let ticket = Arc::new(Ticket {
+            started: AtomicBool::new(started),
+            done: waiting,
+        });
+        Batch {
+            members,
+            ticket,
+            _done: done,
+        }
+    }
+
+    fn holds(&self, tickets: &Tickets, key: &MemberKey) -> bool {
+        tickets
+            .get(key)
+            .is_some_and(|t| Arc::ptr_eq(t, &self.ticket))
+    }
+}
+
 /// The members whose batch is queued or reading, by ticket.
 pub type Tickets = HashMap<MemberKey, Arc<Ticket>>;
 
+/// Members requests wait for, to be read before any queued batch.
+#[derive(Default)]
+struct Wanted {
+    members: HashSet<MemberKey>,
+    /// Closed when the batch that reads them is over.
+    done: Option<(watch::Sender<()>, watch::Receiver<()>)>,
+}
+
 pub struct Refreshes {
     tickets: Mutex<Tickets>,
+    /// Locked only with `tickets` held, after it.
+    wanted: Mutex<Wanted>,
+    /// Wakes the reader for `wanted`.
+    wake: Notify,
     queue: mpsc::Sender<Batch>,
     /// Taken by the one task that reads the batches.
     inbox: Mutex<Option<mpsc::Receiver<Batch>>>,
@@ -67,6 +109,8 @@ impl Default for Refreshes {
         let (queue, inbox) = mpsc::channel(QUEUED_AT_MOST);
         Refreshes {
             tickets: Mutex::default(),
+            wanted: Mutex::default(),
+            wake: Notify::new(),
             queue,
             inbox: Mutex::new(Some(inbox)),
         }
@@ -80,24 +124,15 @@ impl Refreshes {
         self.tickets.lock().ok()
     }
 
-    /// Queues these members of `organization_id` for reading, in batches, with new tickets.
-    pub fn queue(&self, tickets: &mut Tickets, organization_id: Uuid, users: &[Uuid]) {
-        for part in users.chunks(BATCH) {
-            let (done, waiting) = watch::channel(());
-            let ticket = Arc::new(Ticket {
-                started: AtomicBool::new(false),
-                done: waiting,
-            });
-            let batch = Batch {
-                organization_id,
-                users: part.to_vec(),
-                ticket: ticket.clone(),
-                _done: done,
-            };
+    /// Queues these members for reading, in batches, with new tickets.
+    pub fn queue(&self, tickets: &mut Tickets, members: Vec<MemberKey>) {
+        for part in members.chunks(BATCH) {
+            let batch = Batch::new(part.to_vec(), false);
+            let ticket = batch.ticket.clone();
             // No room (or no reader): the members read alone, as without batches.
             if self.queue.try_send(batch).is_ok() {
-                for user in part {
-                    tickets.insert((organization_id, *user), ticket.clone());
+                for key in part {
+                    tickets.insert(*key, ticket.clone());
                 }
             }
         }
@@ -115,52 +150,84 @@ impl Refreshes {
         reading
     }
 
-    /// The batch is about to read: from now on a change to its members takes their tickets.
-    pub fn start(&self, batch: &Batch) {
-        if let Some(_tickets) = self.lock() {
-            batch.ticket.started.store(true, Ordering::Release);
+    /// What a request that missed this member waits on: the batch reading them, or, when
+    /// their batch is only queued, the next read of the members requests wait for. `None`
+    /// when no batch is due to bring their entry.
+    pub fn awaited(&self, key: MemberKey) -> Option<watch::Receiver<()>> {
+        let tickets = self.lock()?;
+        let ticket = tickets.get(&key)?;
+        if ticket.started.load(Ordering::Acquire) {
+            return Some(ticket.done.clone());
         }
+        let mut wanted = self.wanted.lock().ok()?;
+        wanted.members.insert(key);
+        let (_, waiting) = wanted.done.get_or_insert_with(|| watch::channel(()));
+        let waiting = waiting.clone();
+        self.wake.notify_one();
+        Some(waiting)
     }
 
-    /// Runs `insert` for each member of the batch that still holds its ticket, under the lock.
-    pub fn insert_current(&self, batch: &Batch, mut insert: impl FnMut(Uuid)) {
-        let Some(tickets) = self.lock() else {
-            return;
-        };
-        for user in &batch.users {
-            let key = (batch.organization_id, *user);
-            if tickets
-                .get(&key)
-                .is_some_and(|t| Arc::ptr_eq(t, &batch.ticket))
-            {
-                insert(*user);
+    /// The members requests wait for, as a batch already reading (their tickets now name
+    /// it), if there are any.
+    fn take_wanted(&self) -> Option<Batch> {
+        let mut tickets = self.lock()?;
+        let mut wanted = self.wanted.lock().ok()?;
+        let (done, waiting) = wanted.done.take()?;
+        let members = std::mem::take(&mut wanted.members);
+        // Those whose ticket went meanwhile (a change, a removal) are the change's to queue.
+        let members: Vec<MemberKey> = members
+            .into_iter()
+            .filter(|key| tickets.contains_key(key))
+            .collect();
+        let batch = Batch::with(members, true, done, waiting);
+        for key in &batch.members {
+            tickets.insert(*key, batch.ticket.clone());
+        }
+        Some(batch)
+    }
+
+    /// The next batch to read: the members requests wait for first, then the queue in order.
+    /// `None` once the queue is closed.
+    pub async fn next(&self, inbox: &mut mpsc::Receiver<Batch>) -> Option<Batch> {
+        loop {
+            if let Some(batch) = self.take_wanted() {
+                return Some(batch);
             }
-        }
-    }
-
-    /// The batch is over: its members' tickets go.
-    pub fn finished(&self, batch: Batch) {
-        if let Some(mut tickets) = self.lock() {
-            for user in &batch.users {
-                let key = (batch.organization_id, *user);
-                if tickets
-                    .get(&key)
-                    .is_some_and(|t| Arc::ptr_eq(t, &batch.ticket))
-                {
-                    tickets.remove(&key);
+            tokio::select! {
+                biased;
+                () = self.wake.notified() => continue,
+                batch = inbox.recv() => {
+                    let batch = batch?;
+                    if let Some(_tickets) = self.lock() {
+                        batch.ticket.started.store(true, Ordering::Release);
+                    }
+                    return Some(batch);
                 }
             }
         }
     }
 
-    /// What to wait on for this member's entry, if a batch is reading for them now.
-    pub fn awaited(&self, key: MemberKey) -> Option<watch::Receiver<()>> {
-        let tickets = self.lock()?;
-        let ticket = tickets.get(&key)?;
-        ticket
-            .started
-            .load(Ordering::Acquire)
-            .then(|| ticket.done.clone())
+    /// Runs `insert` for each member of the batch that still holds its ticket, under the lock.
+    pub fn insert_current(&self, batch: &Batch, mut insert: impl FnMut(MemberKey)) {
+        let Some(tickets) = self.lock() else {
+            return;
+        };
+        for key in &batch.members {
+            if batch.holds(&tickets, key) {
+                insert(*key);
+            }
+        }
+    }
+
+    /// The batch is over: its members' tickets go, and whoever waits for it wakes.
+    pub fn finished(&self, batch: Batch) {
+        if let Some(mut tickets) = self.lock() {
+            for key in &batch.members {
+                if batch.holds(&tickets, key) {
+                    tickets.remove(key);
+                }
+            }
+        }
     }
 
     /// The queue's receiving end, once: for the task that reads batches.

@@ -7,7 +7,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::cache::{CacheStats, CachedSession, Caches, LiveEntry};
+use super::cache::{CacheStats, CachedSession, Caches, LiveEntry, MemberKey};
 use super::last_used::LastUsed;
 use super::rate_limit::{ClientAddress, RateLimiter};
 use super::refresh;
@@ -53,8 +53,7 @@ impl Verifier {
         let deadline = tokio::time::Instant::now() + refresh::WAIT_AT_MOST;
         while let Some(mut batch) = self.caches.refreshes.awaited((organization_id, user_id)) {
             // Over when the batch is (it closes the channel), or at the deadline. A change
-            // meanwhile may have queued the member again: then wait for that batch if it is
-            // reading by then.
+            // meanwhile may have queued the member again: then wait for that one.
             if tokio::time::timeout_at(deadline, batch.changed())
                 .await
                 .is_err()
@@ -66,7 +65,7 @@ impl Verifier {
             }
         }
         let generation = self.caches.generation();
-        let entries = self.read_live(organization_id, vec![user_id]).await?;
+        let entries = self.read_live(vec![(organization_id, user_id)]).await?;
         let Some((_, entry)) = entries.into_iter().next() else {
             return Err(sqlx::Error::RowNotFound);
         };
@@ -75,20 +74,18 @@ impl Verifier {
         Ok(entry)
     }
 
-    /// Reads the members' live permissions in one round trip.
+    /// Reads these members' live permissions in one round trip.
     async fn read_live(
         &self,
-        organization_id: Uuid,
-        users: Vec<Uuid>,
-    ) -> sqlx::Result<Vec<(Uuid, Arc<LiveEntry>)>> {
+        members: Vec<MemberKey>,
+    ) -> sqlx::Result<Vec<(MemberKey, Arc<LiveEntry>)>> {
         CacheStats::count(&self.caches.stats.db_lookups);
+        let (organizations, users): (Vec<Uuid>, Vec<Uuid>) = members.into_iter().unzip();
         let rows = self
             .readers
             .read_detached(move |conn| {
-                let users = users.clone();
-                Box::pin(
-                    async move { iam::member_permissions(conn, organization_id, &users).await },
-                )
+                let (organizations, users) = (organizations.clone(), users.clone());
+                Box::pin(async move { iam::member_permissions(conn, &organizations, &users).await })
             })
             .await?;
         rows.into_iter()
@@ -102,7 +99,7 @@ impl Verifier {
                     is_member: row.is_member,
                     statements,
                 };
-                Ok((row.user_id, Arc::new(entry)))
+                Ok(((row.organization_id, row.user_id), Arc::new(entry)))
             })
             .collect()
     }
@@ -113,15 +110,13 @@ impl Verifier {
         let Some(mut inbox) = self.caches.refreshes.take_inbox() else {
             return;
         };
-        while let Some(batch) = inbox.recv().await {
-            self.caches.refreshes.start(&batch);
-            let org = batch.organization_id;
+        while let Some(batch) = self.caches.refreshes.next(&mut inbox).await {
             // Requests may have read some members alone since the batch was queued.
-            let users: Vec<Uuid> = (batch.users.iter().copied())
-                .filter(|user| self.caches.live(org, *user).is_none())
+            let members: Vec<MemberKey> = (batch.members.iter().copied())
+                .filter(|(org, user)| self.caches.live(*org, *user).is_none())
                 .collect();
-            if !users.is_empty() {
-                match self.read_live(org, users).await {
+            if !members.is_empty() {
+                match self.read_live(members).await {
                     Ok(entries) => self.caches.insert_refreshed(&batch, entries),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not read members' permissions again")

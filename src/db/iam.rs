@@ -24,28 +24,30 @@ pub async fn live_statements(
     parse_statements(statements)
 }
 
-/// Whether a user is a member, and their live statements as JSON text (verification parses
-/// each distinct text once: `auth::intern`).
+/// Whether a user is a member of an organization, and their live statements there as JSON text
+/// (verification parses each distinct text once: `auth::intern`).
 pub struct MemberPermissions {
+    pub organization_id: Uuid,
     pub user_id: Uuid,
     pub is_member: bool,
     pub statements: String,
 }
 
-/// `MemberPermissions` of each of `users`, in one round trip.
+/// `MemberPermissions` of each (organization, member) pair, in one round trip.
 pub async fn member_permissions(
     db: impl PgExecutor<'_>,
-    organization_id: Uuid,
+    organizations: &[Uuid],
     users: &[Uuid],
 ) -> sqlx::Result<Vec<MemberPermissions>> {
     sqlx::query_as!(
         MemberPermissions,
-        r#"select u.id as "user_id!",
+        r#"select k.org as "organization_id!", k.member as "user_id!",
              exists(select 1 from memberships m
-                     where m.organization_id = $1 and m.user_id = u.id) as "is_member!",
-             (select s.statements::text from member_statements($1, u.id) s) as "statements!"
-           from unnest($2::uuid[]) as u(id)"#,
-        organization_id,
+                     where m.organization_id = k.org and m.user_id = k.member) as "is_member!",
+             (select s.statements::text from member_statements(k.org, k.member) s)
+               as "statements!"
+           from unnest($1::uuid[], $2::uuid[]) as k(org, member)"#,
+        organizations,
         users
     )
     .fetch_all(db)
