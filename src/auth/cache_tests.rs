@@ -245,28 +245,29 @@ fn a_member_a_request_waits_for_is_read_before_the_queue() {
     let caches = enabled();
     let mut inbox = caches.refreshes.take_inbox().expect("inbox");
     let org = Uuid::new_v4();
-    let users: Vec<Uuid> = (0..250).map(|_| Uuid::new_v4()).collect();
+    let users: Vec<Uuid> = (0..400).map(|_| Uuid::new_v4()).collect();
     for user in &users {
         caches.insert_live(caches.generation(), org, *user, live());
     }
     caches.drop_members(org, &users);
-    // Three batches queued; a request for the last member asks for it to be read first.
-    let last = (org, users[249]);
+    // Four batches queued; a request for the last member asks for it to be read first, and
+    // the round trip is filled up from the queue.
+    let last = (org, users[399]);
     let mut waiting = caches.refreshes.awaited(last).expect("awaited");
     let first = block_on(caches.refreshes.next(&mut inbox)).expect("a batch");
-    assert_eq!(first.members, vec![last]);
+    assert_eq!(first.members[0], last);
+    assert_eq!(first.members.len(), 301);
     caches.insert_refreshed(&first, vec![(last, live())]);
     caches.refreshes.finished(first);
     assert!(block_on(waiting.changed()).is_err());
-    assert!(caches.live(org, users[249]).is_some());
-    // Then the queue, in order; the third batch no longer holds the member read first.
-    let second = block_on(caches.refreshes.next(&mut inbox)).expect("queued");
-    assert_eq!(second.members.len(), 100);
-    let _ = block_on(caches.refreshes.next(&mut inbox)).expect("queued");
-    let third = block_on(caches.refreshes.next(&mut inbox)).expect("queued");
+    assert!(caches.live(org, users[399]).is_some());
+    // Then the rest of the queue, which no longer holds the member read first.
+    let rest = block_on(caches.refreshes.next(&mut inbox)).expect("queued");
+    assert_eq!(rest.members.len(), 100);
+    assert!(inbox.try_recv().is_err());
     caches.live.remove(&last);
-    caches.insert_refreshed(&third, vec![(last, live())]);
-    assert!(caches.live(org, users[249]).is_none());
+    caches.insert_refreshed(&rest, vec![(last, live())]);
+    assert!(caches.live(org, users[399]).is_none());
 }
 
 #[test]

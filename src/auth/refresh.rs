@@ -7,10 +7,10 @@
 //! The invalidation still drops the entries first (a refused permission is refused at once).
 //! A request that then misses a member whose batch is reading waits for that batch; one whose
 //! batch is still queued asks for the member to be read next: the reader takes the members
-//! requests wait for before any queued batch, all in one round trip. So a request waits for
-//! about one batch, never behind the whole queue, and a stampede of misses costs a few
-//! batched reads. A request still reads alone if no batch brought its entry within
-//! `WAIT_AT_MOST`.
+//! requests wait for before any queued batch, and fills the round trip up from the queue. So
+//! a request waits for about two round trips, never behind the whole queue, and a stampede of
+//! misses costs a few batched reads. A request still reads alone if no batch brought its
+//! entry within `WAIT_AT_MOST`.
 //!
 //! A batch is guarded per member, not by the caches' generation (any write anywhere moves
 //! that, and a batch takes long enough to be refused by most of them): each member queued has
@@ -29,8 +29,11 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::cache::MemberKey;
 
-/// Members read per round trip.
+/// Members per queued batch.
 pub const BATCH: usize = 100;
+/// Members read per round trip: queued batches are merged up to this, so that a stampede is
+/// read in few round trips, while one round trip stays short enough to wait for.
+const READ_AT_MOST: usize = 300;
 /// Batches waiting to be read; beyond this, members are left to their own next request.
 const QUEUED_AT_MOST: usize = 1_000;
 /// How long a request waits for its member's batch before reading alone.
@@ -186,12 +189,13 @@ impl Refreshes {
         Some(batch)
     }
 
-    /// The next batch to read: the members requests wait for first, then the queue in order.
-    /// `None` once the queue is closed.
+    /// The next round trip's members: those requests wait for first, then the queue in
+    /// order, up to `READ_AT_MOST`, as one batch already reading. `None` once the queue is
+    /// closed.
     pub async fn next(&self, inbox: &mut mpsc::Receiver<Batch>) -> Option<Batch> {
-        loop {
+        let mut batch = loop {
             if let Some(batch) = self.take_wanted() {
-                return Some(batch);
+                break batch;
             }
             tokio::select! {
                 biased;
@@ -201,8 +205,29 @@ impl Refreshes {
                     if let Some(_tickets) = self.lock() {
                         batch.ticket.started.store(true, Ordering::Release);
                     }
-                    return Some(batch);
+                    break batch;
                 }
+            }
+        };
+        while batch.members.len() < READ_AT_MOST {
+            let Ok(queued) = inbox.try_recv() else {
+                break;
+            };
+            self.absorb(&mut batch, queued);
+        }
+        Some(batch)
+    }
+
+    /// Moves a queued batch's members (those still holding its ticket) into `batch`, which is
+    /// reading: nobody waits on a queued batch, so it is dropped.
+    fn absorb(&self, batch: &mut Batch, queued: Batch) {
+        let Some(mut tickets) = self.lock() else {
+            return;
+        };
+        for key in queued.members.iter().copied() {
+            if queued.holds(&tickets, &key) {
+                tickets.insert(key, batch.ticket.clone());
+                batch.members.push(key);
             }
         }
     }
