@@ -7,9 +7,9 @@
 //! The invalidation still drops the entries first (a refused permission is refused at once).
 //! A request that then misses a member whose batch is reading waits for that batch; one whose
 //! batch is still queued asks for the member to be read next: the reader takes the members
-//! requests wait for before any queued batch, and fills the round trip up from the queue. So
-//! a request waits for about two round trips, never behind the whole queue, and a stampede of
-//! misses costs a few batched reads. A request still reads alone if no batch brought its
+//! requests wait for before any queued batch, and fills that round trip up from the queue.
+//! So a request waits for about two short round trips, never behind the whole queue, and a
+//! stampede of misses costs a few batched reads. A request still reads alone if no batch brought its
 //! entry within `WAIT_AT_MOST`.
 //!
 //! A batch is guarded per member, not by the caches' generation (any write anywhere moves
@@ -29,10 +29,11 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::cache::MemberKey;
 
-/// Members per queued batch.
+/// Members per queued batch, and per round trip when no request waits.
 pub const BATCH: usize = 100;
-/// Members read per round trip: queued batches are merged up to this, so that a stampede is
-/// read in few round trips, while one round trip stays short enough to wait for.
+/// Members read per round trip when requests wait: the round trip with their members is
+/// filled up from the queue, to five times as many, up to this. A stampede is then read in
+/// few round trips, while a lone request waits for a short one.
 const READ_AT_MOST: usize = 300;
 /// Batches waiting to be read; beyond this, members are left to their own next request.
 const QUEUED_AT_MOST: usize = 1_000;
@@ -189,13 +190,19 @@ impl Refreshes {
         Some(batch)
     }
 
-    /// The next round trip's members: those requests wait for first, then the queue in
-    /// order, up to `READ_AT_MOST`, as one batch already reading. `None` once the queue is
-    /// closed.
+    /// The next round trip's members, as one batch already reading: those requests wait for,
+    /// filled up from the queue; else the next queued batch. `None` once the queue is closed.
     pub async fn next(&self, inbox: &mut mpsc::Receiver<Batch>) -> Option<Batch> {
-        let mut batch = loop {
-            if let Some(batch) = self.take_wanted() {
-                break batch;
+        loop {
+            if let Some(mut batch) = self.take_wanted() {
+                let fill = (batch.members.len() * 5).clamp(BATCH, READ_AT_MOST);
+                while batch.members.len() < fill {
+                    let Ok(queued) = inbox.try_recv() else {
+                        break;
+                    };
+                    self.absorb(&mut batch, queued);
+                }
+                return Some(batch);
             }
             tokio::select! {
                 biased;
@@ -205,17 +212,10 @@ impl Refreshes {
                     if let Some(_tickets) = self.lock() {
                         batch.ticket.started.store(true, Ordering::Release);
                     }
-                    break batch;
+                    return Some(batch);
                 }
             }
-        };
-        while batch.members.len() < READ_AT_MOST {
-            let Ok(queued) = inbox.try_recv() else {
-                break;
-            };
-            self.absorb(&mut batch, queued);
         }
-        Some(batch)
     }
 
     /// Moves a queued batch's members (those still holding its ticket) into `batch`, which is
