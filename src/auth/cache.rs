@@ -32,7 +32,7 @@ use crate::db::tokens::{TokenKind, TokenStatus};
 use crate::policy::{Layer, Statement};
 
 use super::intern::Interner;
-use super::refresh::{Batch, Refreshes};
+use super::refresh::{Batch, Refreshes, Tickets};
 
 /// What evaluation needs of a token, parsed once.
 #[derive(Debug)]
@@ -67,8 +67,7 @@ pub struct CachedSession {
     pub organizations: Vec<Uuid>,
 }
 
-/// (organization, member).
-pub type MemberKey = (Uuid, Uuid);
+pub use super::refresh::MemberKey;
 
 #[derive(Debug, Clone, Copy)]
 pub struct CacheConfig {
@@ -385,11 +384,17 @@ impl Caches {
     pub fn drop_organization(&self, org: Uuid) {
         self.fence();
         self.tokens.drop_where(|_, t| t.organization_id == org);
+        self.drop_live(|tickets| {
+            tickets.retain(|(o, _), _| *o != org);
+            self.live.drop_where(|(o, _), _| *o == org);
+        });
+    }
+
+    /// Drops live permissions under the refresh tickets' lock (`auth::refresh`): `drop` takes
+    /// away the tickets it must and removes the entries. Without the lock, everything goes.
+    fn drop_live(&self, drop: impl FnOnce(&mut Tickets)) {
         match self.refreshes.lock() {
-            Some(mut tickets) => {
-                tickets.retain(|(o, _), _| *o != org);
-                self.live.drop_where(|(o, _), _| *o == org);
-            }
+            Some(mut tickets) => drop(&mut tickets),
             None => self.live.clear(),
         }
     }
@@ -400,21 +405,19 @@ impl Caches {
     /// (`auth::refresh`).
     pub fn drop_members(&self, org: Uuid, users: &[Uuid]) {
         self.fence();
-        let Some(mut tickets) = self.refreshes.lock() else {
-            self.live.clear();
-            return;
-        };
-        let mut again = Vec::new();
-        for user in users {
-            let key = (org, *user);
-            let cached = self.live.remove(&key).is_some();
-            if Refreshes::stale(&mut tickets, key) || cached {
-                again.push(key);
+        self.drop_live(|tickets| {
+            let mut again = Vec::new();
+            for user in users {
+                let key = (org, *user);
+                let cached = self.live.remove(&key).is_some();
+                if Refreshes::stale(tickets, key) || cached {
+                    again.push(key);
+                }
             }
-        }
-        if !again.is_empty() && self.active() {
-            self.refreshes.queue(&mut tickets, again);
-        }
+            if !again.is_empty() && self.active() {
+                self.refreshes.queue(tickets, again);
+            }
+        });
     }
 
     /// Inserts what a batch read, for the members that still hold its ticket.
@@ -435,13 +438,10 @@ impl Caches {
     /// tokens, by key.
     pub fn drop_membership(&self, org: Uuid, user: Uuid) {
         self.fence();
-        match self.refreshes.lock() {
-            Some(mut tickets) => {
-                tickets.remove(&(org, user));
-                self.live.remove(&(org, user));
-            }
-            None => self.live.clear(),
-        }
+        self.drop_live(|tickets| {
+            tickets.remove(&(org, user));
+            self.live.remove(&(org, user));
+        });
         self.sessions.drop_where(|_, s| s.user.user_id == user);
     }
 
@@ -459,13 +459,10 @@ impl Caches {
             index.clear();
         }
         self.unknown.clear();
-        match self.refreshes.lock() {
-            Some(mut tickets) => {
-                tickets.clear();
-                self.live.clear();
-            }
-            None => self.live.clear(),
-        }
+        self.drop_live(|tickets| {
+            tickets.clear();
+            self.live.clear();
+        });
         self.sessions.clear();
     }
 

@@ -26,8 +26,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
+use uuid::Uuid;
 
-use super::cache::MemberKey;
+/// (organization, member).
+pub type MemberKey = (Uuid, Uuid);
 
 /// Members per queued batch, and per round trip when no request waits.
 pub const BATCH: usize = 100;
@@ -57,9 +59,10 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn new(members: Vec<MemberKey>, started: bool) -> Batch {
+    /// A batch to queue (not reading yet).
+    fn queued(members: Vec<MemberKey>) -> Batch {
         let (done, waiting) = watch::channel(());
-        Batch::with(members, started, done, waiting)
+        Batch::with(members, false, done, waiting)
     }
 
     fn with(
@@ -131,7 +134,7 @@ impl Refreshes {
     /// Queues these members for reading, in batches, with new tickets.
     pub fn queue(&self, tickets: &mut Tickets, members: Vec<MemberKey>) {
         for part in members.chunks(BATCH) {
-            let batch = Batch::new(part.to_vec(), false);
+            let batch = Batch::queued(part.to_vec());
             let ticket = batch.ticket.clone();
             // No room (or no reader): the members read alone, as without batches.
             if self.queue.try_send(batch).is_ok() {
