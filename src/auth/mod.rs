@@ -11,6 +11,7 @@ mod principal;
 pub mod rate_limit;
 mod refresh;
 mod refusal;
+mod token_reads;
 mod tokens;
 mod verifier;
 
@@ -20,5 +21,6 @@ pub use invalidation::{commit_invalidating, Invalidation};
 pub use last_used::LastUsed;
 pub use principal::{CurrentSession, Principal, PrincipalKind};
 pub use refusal::Refusal;
+pub use token_reads::TokenReads;
 pub use tokens::presented_token;
 pub use verifier::{Verifier, VerifierParts};

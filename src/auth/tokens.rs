@@ -13,7 +13,7 @@ use super::verifier::Verifier;
 use crate::credential::{Credential, CredentialKind, Digest};
 use crate::db::hash_keys;
 use crate::db::tokens::{TokenKind, TokenStatus};
-use crate::db::verification::{self, VerifiedToken};
+use crate::db::verification::VerifiedToken;
 use crate::policy::{Layers, Statement};
 
 /// The principal a personal or service token acts as, if it may act at all.
@@ -122,17 +122,7 @@ async fn load(
     let caches = &verifier.caches;
     let generation = caches.generation();
     CacheStats::count(&caches.stats.db_lookups);
-    let row = verifier
-        .readers
-        .read_detached(move |conn| {
-            Box::pin(async move {
-                match verification::by_digest(&mut *conn, digest, personal).await? {
-                    Some(row) => Ok(Some(row)),
-                    None => verification::by_previous_digest(conn, digest).await,
-                }
-            })
-        })
-        .await?;
+    let row = verifier.token_reads.read(digest, personal).await?;
     let row = match row {
         Some(row) => Some(row),
         None if verifier.previous_keys.is_empty() => None,

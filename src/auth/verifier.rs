@@ -11,6 +11,7 @@ use super::cache::{CacheStats, CachedSession, Caches, LiveEntry, MemberKey};
 use super::last_used::LastUsed;
 use super::rate_limit::{ClientAddress, RateLimiter};
 use super::refresh;
+use super::token_reads::TokenReads;
 use crate::credential::{Credential, Digest, HashKey};
 use crate::db::hash_keys::{self, Stored};
 use crate::db::iam;
@@ -26,6 +27,8 @@ pub struct VerifierParts {
     pub db: PgPool,
     /// Connections of their own for token and live-permission reads (`db::readers`).
     pub readers: Readers,
+    /// Token misses, read together when they arrive together (`auth::token_reads`).
+    pub token_reads: TokenReads,
     pub hash_key: HashKey,
     /// Keys used before `hash_key`: tried only when it finds nothing (`db::hash_keys`).
     pub previous_keys: Vec<HashKey>,

@@ -13,6 +13,8 @@ use crate::credential::Digest;
 /// whether the owner is still a member and the owner's live statements.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
+    /// The digest that found the token: its current secret's, or its previous secret's.
+    pub digest: Vec<u8>,
     pub id: Uuid,
     pub organization_id: Uuid,
     pub kind: TokenKind,
@@ -30,66 +32,87 @@ pub struct VerifiedToken {
     pub live_statements: Option<String>,
 }
 
-/// The token whose current secret has this digest. The credential's prefix says which kind it
-/// claims to be, and only personal tokens pay for the owner's live permissions: even unexecuted,
-/// those subqueries make PostgreSQL's work per lookup markedly larger. One unique-index lookup;
-/// a previous secret is [`by_previous_digest`]'s.
+/// The token whose current secret has this digest; [`by_digests`] for one.
 pub async fn by_digest(
     db: impl PgExecutor<'_>,
     digest: Digest,
     personal: bool,
 ) -> sqlx::Result<Option<VerifiedToken>> {
+    Ok(by_digests(db, &[digest], personal).await?.pop())
+}
+
+/// The tokens whose current secrets have these digests, in one statement. The credentials'
+/// prefix says which kind they claim to be, and only personal tokens pay for the owner's live
+/// permissions: even unexecuted, those subqueries make PostgreSQL's work per lookup markedly
+/// larger. One unique-index lookup a digest; previous secrets are [`by_previous_digests`]'.
+pub async fn by_digests(
+    db: impl PgExecutor<'_>,
+    digests: &[Digest],
+    personal: bool,
+) -> sqlx::Result<Vec<VerifiedToken>> {
+    let digests: Vec<&[u8]> = digests.iter().map(Digest::as_bytes).collect();
     if !personal {
         return sqlx::query_as!(
             VerifiedToken,
-            r#"select id, organization_id, type as "kind: TokenKind",
+            r#"select secret_hash as digest, id, organization_id, type as "kind: TokenKind",
                       status as "status: TokenStatus", creator_id, scope::text as scope,
                       ceiling::text as "ceiling!", expires_at,
                       null::timestamptz as grace_ends_at,
                       null::bool as "owner_is_member?", null::text as "live_statements?"
-                 from access_tokens where secret_hash = $1"#,
-            digest.as_bytes()
+                 from access_tokens where secret_hash = any($1)"#,
+            &digests as &[&[u8]]
         )
-        .fetch_optional(db)
+        .fetch_all(db)
         .await;
     }
     sqlx::query_as!(
         VerifiedToken,
-        r#"select t.id, t.organization_id, t.type as "kind: TokenKind",
-             t.status as "status: TokenStatus", t.creator_id, t.scope::text as scope,
-             t.ceiling::text as "ceiling!", t.expires_at, null::timestamptz as grace_ends_at,
+        r#"select t.secret_hash as digest, t.id, t.organization_id,
+             t.type as "kind: TokenKind", t.status as "status: TokenStatus", t.creator_id,
+             t.scope::text as scope, t.ceiling::text as "ceiling!", t.expires_at,
+             null::timestamptz as grace_ends_at,
              exists(select 1 from memberships m
                     where m.organization_id = t.organization_id and m.user_id = t.creator_id)
                as "owner_is_member?",
              (select statements from member_statements(t.organization_id, t.creator_id))::text
                as "live_statements?"
-           from access_tokens t where t.secret_hash = $1"#,
-        digest.as_bytes()
+           from access_tokens t where t.secret_hash = any($1)"#,
+        &digests as &[&[u8]]
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
 }
 
-/// The token whose previous secret has this digest, while the grace period after its rotation
-/// lasts (`grace_ends_at`). Asked only when [`by_digest`] finds nothing: a second branch in the
-/// same statement would cost every lookup, and old secrets are rare and soon cached. The owner's live permissions are not read here (the caller reads them
-/// as it does for a cached token).
+/// The token whose previous secret has this digest; [`by_previous_digests`] for one.
 pub async fn by_previous_digest(
     db: impl PgExecutor<'_>,
     digest: Digest,
 ) -> sqlx::Result<Option<VerifiedToken>> {
+    Ok(by_previous_digests(db, &[digest]).await?.pop())
+}
+
+/// The tokens whose previous secrets have these digests, while the grace period after their
+/// rotation lasts (`grace_ends_at`). Asked only for the digests [`by_digests`] did not find: a
+/// second branch in the same statement would cost every lookup, and old secrets are rare and
+/// soon cached. The owners' live permissions are not read here (the caller reads them as it
+/// does for a cached token).
+pub async fn by_previous_digests(
+    db: impl PgExecutor<'_>,
+    digests: &[Digest],
+) -> sqlx::Result<Vec<VerifiedToken>> {
+    let digests: Vec<&[u8]> = digests.iter().map(Digest::as_bytes).collect();
     sqlx::query_as!(
         VerifiedToken,
-        r#"select id, organization_id, type as "kind: TokenKind",
-                  status as "status: TokenStatus", creator_id, scope::text as scope,
-                  ceiling::text as "ceiling!", expires_at,
+        r#"select previous_secret_hash as "digest!", id, organization_id,
+                  type as "kind: TokenKind", status as "status: TokenStatus", creator_id,
+                  scope::text as scope, ceiling::text as "ceiling!", expires_at,
                   previous_secret_expires_at as grace_ends_at,
                   null::bool as "owner_is_member?", null::text as "live_statements?"
              from access_tokens
-            where previous_secret_hash = $1 and previous_secret_expires_at > now()"#,
-        digest.as_bytes()
+            where previous_secret_hash = any($1) and previous_secret_expires_at > now()"#,
+        &digests as &[&[u8]]
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
 }
 

@@ -8,7 +8,7 @@ use axum::extract::FromRef;
 use sqlx::PgPool;
 
 use crate::auth::rate_limit::{FailureLimits, LoginLimiter};
-use crate::auth::{CacheConfig, Caches, LastUsed, Verifier, VerifierParts};
+use crate::auth::{CacheConfig, Caches, LastUsed, TokenReads, Verifier, VerifierParts};
 use crate::credential::{HashKey, PasswordHasher};
 use crate::db::readers::{Readers, ReadersConfig};
 use crate::gateway::GatewayConfig;
@@ -63,6 +63,7 @@ impl AppState {
         let readers = Readers::new((*config.db.connect_options()).clone(), config.readers);
         let auth = Verifier::new(VerifierParts {
             db: config.db.clone(),
+            token_reads: TokenReads::new(readers.clone()),
             readers,
             hash_key: config.hash_key,
             previous_keys: config.previous_hash_keys,

@@ -337,3 +337,86 @@ async fn a_removed_member_s_cached_token_stays_refused_when_they_are_added_back(
         .await
         .assert(403);
 }
+
+/// Token misses that arrive together are read together (`auth::token_reads`). Each request
+/// still gets its own token's answer, whatever else its batch held: service and personal
+/// tokens, a previous secret in its grace period and the secret that replaced it, a token out
+/// of scope, a deactivated one and a deleted one, each asked three times at once.
+#[sqlx::test]
+async fn misses_read_together_each_get_their_own_answer(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (_, owner) = app.owner().await;
+    let flags = policy(&app, &owner, "flags").await;
+    let dev = app.member(&owner, "dev@example.test", &[flags]).await;
+    let scoped = |name: String, flag: &str| {
+        json!({ "name": name, "type": "Service", "permissions": [{ "resourceType": "flag",
+            "effect": "allow", "actions": ["ManageFeatureFlag"], "resources": [flag] }] })
+    };
+    let personal = |name: String| {
+        json!({ "name": name, "type": "Personal", "permissions": [{ "resourceType": "flag",
+            "effect": "allow", "actions": ["ManageFeatureFlag"], "resources": [FLAG] }] })
+    };
+    // (credential, expected status, the token id an allowed answer names)
+    let mut cases: Vec<(Caller, u16, Option<Uuid>)> = Vec::new();
+    for n in 0..6 {
+        let (id, token) = app.token(&owner, scoped(format!("svc-{n}"), FLAG)).await;
+        cases.push((token, 200, Some(id)));
+        let (id, token) = app.token(&dev, personal(format!("dev-{n}"))).await;
+        cases.push((token, 200, Some(id)));
+    }
+    let (_, elsewhere) = app
+        .token(
+            &owner,
+            scoped("elsewhere".into(), "project/web:env/dev:flag/other"),
+        )
+        .await;
+    cases.push((elsewhere, 403, None));
+    let (rotated, old) = app.token(&dev, personal("rotated".into())).await;
+    let new = app
+        .post(
+            &format!("/api/v1/access-tokens/{rotated}/rotate"),
+            &dev,
+            json!({ "oldTokenExpiresInSeconds": 3600 }),
+        )
+        .await;
+    new.assert(200);
+    let new = Caller {
+        token: new.data()["token"].as_str().expect("secret").to_owned(),
+        ..old.clone()
+    };
+    cases.push((old, 200, Some(rotated)));
+    cases.push((new, 200, Some(rotated)));
+    let (off, inactive) = app.token(&owner, scoped("off".into(), FLAG)).await;
+    app.post(
+        &format!("/api/v1/access-tokens/{off}/deactivate"),
+        &owner,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    cases.push((inactive, 403, None));
+    let (gone, deleted) = app.token(&owner, scoped("gone".into(), FLAG)).await;
+    app.delete(&format!("/api/v1/access-tokens/{gone}"), &owner)
+        .await
+        .assert(200);
+    cases.push((deleted, 401, None));
+
+    app.state.auth.caches.clear();
+    let before = lookups(&app).await;
+    let asked: Vec<_> = cases.iter().chain(&cases).chain(&cases).collect();
+    let answers = futures::future::join_all(
+        asked
+            .iter()
+            .map(|(caller, _, _)| app.forward(caller, "ManageFeatureFlag", FLAG)),
+    )
+    .await;
+    for (answer, (_, status, id)) in answers.iter().zip(&asked) {
+        assert_eq!(answer.status, *status, "{answer:?}");
+        if let Some(id) = id {
+            assert_eq!(answer.headers["x-auth-token-id"], id.to_string().as_str());
+        }
+    }
+    // Every request before the first answer for its token was a miss; some were read twice.
+    let misses = lookups(&app).await - before;
+    assert!(misses >= cases.len() as u64, "{misses} lookups");
+}
