@@ -284,3 +284,46 @@ async fn list_queries_never_scan_a_big_table(db: PgPool) {
         .await;
     }
 }
+
+/// Every start of `serve` labels the digests stored before key ids were recorded, before it
+/// answers ready. Once they are labelled (as every write labels its own), that finds the
+/// unlabelled rows through their partial indexes, never by reading the whole tokens table: a
+/// replica's start does not grow with the organization. The statements are
+/// `db::hash_keys::label_unlabelled`'s; keep them in step.
+#[sqlx::test]
+async fn labelling_digests_at_start_never_scans_the_tokens_table(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let (org, owner) = app.owner().await;
+    seed(&db, org, owner.user_id).await;
+    let key = app.state.auth.hash_key.id();
+    // The seeded rows have no key id: the first start labels them all.
+    let labelled = tokengate::db::hash_keys::label_unlabelled(&db, key)
+        .await
+        .expect("label");
+    assert!(labelled >= TOKENS as u64, "{labelled} labelled");
+    sqlx::query("vacuum analyze access_tokens")
+        .execute(&db)
+        .await
+        .expect("vacuum");
+    let key = Arg::S(Some(key.to_string()));
+    for (what, sql) in [
+        (
+            "current secrets",
+            "update access_tokens set secret_key_id = $1::text where secret_key_id is null",
+        ),
+        (
+            "previous secrets",
+            "update access_tokens set previous_secret_key_id = $1::text
+              where previous_secret_key_id is null and previous_secret_hash is not null",
+        ),
+    ] {
+        assert_indexed(&db, what, sql, vec![key.clone()]).await;
+    }
+    // And the next start labels nothing.
+    assert_eq!(
+        tokengate::db::hash_keys::label_unlabelled(&db, app.state.auth.hash_key.id())
+            .await
+            .expect("label"),
+        0
+    );
+}
