@@ -158,9 +158,12 @@ def seed(url, key, api, n, data_dir, log, password):
         "name": "template-personal", "type": "Personal"})
     template = {}
     for kind, token in (("service", service_template), ("personal", personal_template)):
-        row = psql(url, "select coalesce(scope::text, ''), ceiling::text from access_tokens "
-                        f"where id = '{token['id']}'").split("|", 1)
-        template[kind] = (row[0] or None, row[1])
+        row = psql(url, "select secret_key_id, coalesce(scope::text, ''), ceiling::text "
+                        f"from access_tokens where id = '{token['id']}'").split("|", 2)
+        template[kind] = (row[1] or None, row[2])
+        # Made with the same key: its id is what every write records (`serve` would otherwise
+        # label a million unlabelled digests at its first start).
+        key_id = row[0]
     password_hash = psql(url, f"select password_hash from users where id = '{first_id}'")
     timings["templates"] = time.perf_counter() - started
 
@@ -195,7 +198,8 @@ def seed(url, key, api, n, data_dir, log, password):
     service_file = os.path.join(data_dir, "service.creds")
     personal_file = os.path.join(data_dir, "personal.creds")
     columns = ["id", "organization_id", "name", "name_key", "type", "status", "creator_id",
-               "secret_hash", "hint", "scope", "ceiling", "created_at", "updated_at"]
+               "secret_hash", "secret_key_id", "hint", "scope", "ceiling", "created_at",
+               "updated_at"]
     tokens = Copier(url, "access_tokens", columns)
     year = datetime.timedelta(days=365)
     with open(service_file, "wb") as creds:
@@ -208,7 +212,7 @@ def seed(url, key, api, n, data_dir, log, password):
             name = f"svc-{i:07d}"
             at = timestamp(now - year + year * i / n)
             tokens.row(token_id, org, name, ascii_lower(name), "Service", "Active",
-                       member_ids[i % members], "\\x" + digest(key, credential).hex(),
+                       member_ids[i % members], "\\x" + digest(key, credential).hex(), key_id,
                        credential[:8].decode() + "…", scope, ceiling, at, at)
     with open(personal_file, "wb") as creds:
         creds.write(personal_template["token"].encode())
@@ -219,7 +223,7 @@ def seed(url, key, api, n, data_dir, log, password):
             name = f"pat-{i:07d}"
             at = timestamp(now - datetime.timedelta(seconds=custom_members - i))
             tokens.row(new_id(), org, name, ascii_lower(name), "Personal", "Active",
-                       member_ids[i], "\\x" + digest(key, credential).hex(),
+                       member_ids[i], "\\x" + digest(key, credential).hex(), key_id,
                        credential[:8].decode() + "…", scope, ceiling, at, at)
     tokens.close()
     timings["tokens"] = time.perf_counter() - t0
