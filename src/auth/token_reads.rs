@@ -151,9 +151,7 @@ impl Reader {
                 }
             }
             Err(e) => {
-                let failure = if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
-                    || crate::db::connection_lost(&e)
-                {
+                let failure = if crate::db::unavailable(&e) {
                     Failure::Unavailable
                 } else {
                     Failure::Fault

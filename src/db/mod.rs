@@ -64,6 +64,12 @@ pub fn connection_lost(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether `e` says the database could not be reached (no connection to be had, or the one a
+/// query ran on lost), rather than anything about the query: answered 503, never 500.
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) || connection_lost(e)
+}
+
 /// A pool whose first connection has been made, for one-shot commands.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let pool = pool(config)?;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Refusal;
 use crate::credential::HashingError;
-use crate::db::{connection_lost, Cursor, Total};
+use crate::db::{unavailable, Cursor, Total};
 
 /// Every response body.
 #[derive(Debug, Serialize, ToSchema)]
@@ -312,11 +312,7 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %e, "transaction lost a race");
                 ApiError::LostRace
             }
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::ServiceUnavailable
-            }
-            e if connection_lost(e) => {
+            e if unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 ApiError::ServiceUnavailable
             }
