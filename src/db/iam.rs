@@ -8,7 +8,8 @@ use uuid::Uuid;
 use crate::policy::Statement;
 
 /// A member's live statements: every policy attached to them directly or through any of their
-/// groups (the database's `member_statements`, the one definition of them).
+/// groups (the database's `member_statements`, which is `members_statements` for one member,
+/// the one definition of them).
 pub async fn live_statements(
     db: impl PgExecutor<'_>,
     organization_id: Uuid,
@@ -33,7 +34,8 @@ pub struct MemberPermissions {
     pub statements: String,
 }
 
-/// `MemberPermissions` of each (organization, member) pair, in one round trip.
+/// `MemberPermissions` of each distinct (organization, member) pair, in one round trip
+/// (`members_statements`: each distinct set of policies is put together once).
 pub async fn member_permissions(
     db: impl PgExecutor<'_>,
     organizations: &[Uuid],
@@ -41,12 +43,12 @@ pub async fn member_permissions(
 ) -> sqlx::Result<Vec<MemberPermissions>> {
     sqlx::query_as!(
         MemberPermissions,
-        r#"select k.org as "organization_id!", k.member as "user_id!",
+        r#"select s.organization_id as "organization_id!", s.user_id as "user_id!",
              exists(select 1 from memberships m
-                     where m.organization_id = k.org and m.user_id = k.member) as "is_member!",
-             (select s.statements::text from member_statements(k.org, k.member) s)
-               as "statements!"
-           from unnest($1::uuid[], $2::uuid[]) as k(org, member)"#,
+                     where m.organization_id = s.organization_id and m.user_id = s.user_id)
+               as "is_member!",
+             s.statements::text as "statements!"
+           from members_statements($1::uuid[], $2::uuid[]) s"#,
         organizations,
         users
     )

@@ -208,6 +208,83 @@ async fn members_whose_policy_changed_are_read_again_in_batches(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn members_read_again_together_each_get_their_own_permissions(db: PgPool) {
+    let a = TestApp::spawn(db).await;
+    let (_, owner) = a.owner().await;
+    let (edited, kept) = (
+        policy(&a, &owner, "Edited").await,
+        policy(&a, &owner, "Kept").await,
+    );
+    let group: Uuid = a
+        .post("/api/v1/groups", &owner, json!({ "name": "Team" }))
+        .await
+        .data()["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    a.put(
+        &format!("/api/v1/groups/{group}/policies/{edited}"),
+        &owner,
+        None,
+    )
+    .await
+    .assert(200);
+    // (direct policies, in the group, allowed the flag once the edit takes it from `edited`)
+    let members: [(&[Uuid], bool, bool); 6] = [
+        (&[edited], false, false),
+        (&[edited], false, false),
+        (&[], true, false),
+        (&[edited, kept], false, true),
+        (&[kept], true, true),
+        (&[edited], true, false),
+    ];
+    let mut tokens = Vec::new();
+    for (i, (policies, in_group, _)) in members.iter().enumerate() {
+        let member = a
+            .member(&owner, &format!("m{i}@example.test"), policies)
+            .await;
+        if *in_group {
+            a.put(
+                &format!("/api/v1/groups/{group}/members/{}", member.user_id),
+                &owner,
+                None,
+            )
+            .await
+            .assert(200);
+        }
+        let (_, token) = a
+            .token(
+                &member,
+                json!({ "name": format!("t{i}"), "type": "Personal" }),
+            )
+            .await;
+        a.forward(&token, "ManageFeatureFlag", FLAG)
+            .await
+            .assert(200);
+        tokens.push(token);
+    }
+    a.put(
+        &format!("/api/v1/policies/{edited}/statements"),
+        &owner,
+        Some(json!([{ "resourceType": "access-token", "effect": "allow",
+                      "actions": ["ManagePersonalAccessTokens"], "resources": ["access-token/*"] }])),
+    )
+    .await
+    .assert(200);
+    // The six were read again together (members of one set share its statements there), and
+    // each answer is their own.
+    let before = quiet_lookups(&a).await;
+    for (i, token) in tokens.iter().enumerate() {
+        let allowed = members[i].2;
+        a.forward(token, "ManageFeatureFlag", FLAG)
+            .await
+            .assert(if allowed { 200 } else { 403 });
+    }
+    assert_eq!(lookups(&a).await, before, "a member was read alone");
+}
+
+#[sqlx::test]
 async fn sessions_are_cached_and_logout_ends_them_here_and_on_another_replica(db: PgPool) {
     let a = TestApp::spawn(db).await;
     let b = a.replica().await;
