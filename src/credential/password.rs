@@ -1,5 +1,5 @@
-//! argon2id password hashing off the async runtime, on a bounded number of threads with a
-//! bounded queue, so a login storm can neither take every core, nor delay token verification,
+//! argon2id password hashing off the async runtime, on a bounded number of idle-class threads
+//! with a bounded queue, so a login storm can neither take every core, nor delay token verification,
 //! nor make every login wait behind it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,6 +134,7 @@ fn start_hashing_threads(
         std::thread::Builder::new()
             .name(format!("tokengate-hash-{n}"))
             .spawn(move || {
+                idle_scheduling();
                 loop {
                     // The lock is held only while waiting for the next job, never while hashing.
                     let job = match receiver.lock() {
@@ -157,6 +158,30 @@ fn start_hashing_threads(
             })?;
     }
     Ok(sender)
+}
+
+/// Puts the calling thread in Linux's idle scheduling class (`SCHED_IDLE`): while the cores
+/// are busy it runs in what the other threads leave, and the kernel preempts it as soon as a
+/// request thread wakes, so a hash never holds a core a verification is waiting for. With the
+/// pacing, this is what keeps a login storm out of verification's p99 (docs/benchmarks.md says
+/// by how much). Where the class cannot be set, hashing runs at normal priority and says so.
+fn idle_scheduling() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let set = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            idle,
+        );
+        if let Err(e) = set {
+            tracing::warn!(error = ?e, "password hashing runs at normal priority");
+        }
+    }
 }
 
 impl PasswordHasher {
@@ -238,6 +263,29 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_in_the_idle_scheduling_class() {
+        use thread_priority::unix::{
+            thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+        };
+        let hasher = PasswordHasher::new(1, 8).expect("hasher");
+        let policy = hasher
+            .run(thread_schedule_policy)
+            .await
+            .expect("ran")
+            .expect("policy");
+        assert_eq!(
+            policy,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        // The thread that made the hasher keeps its own class.
+        assert_eq!(
+            thread_schedule_policy().expect("policy"),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
+        );
+    }
 
     #[tokio::test]
     async fn hash_then_verify() {
