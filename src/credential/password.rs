@@ -1,6 +1,6 @@
 //! argon2id password hashing off the async runtime, on a bounded number of idle-class threads
-//! with a bounded queue, so a login storm can neither take every core, nor delay token verification,
-//! nor make every login wait behind it.
+//! with a bounded queue, so a login storm can neither take every core, nor delay token
+//! verification, nor make every login wait behind it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
