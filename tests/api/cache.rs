@@ -144,6 +144,17 @@ async fn quiet_lookups(app: &TestApp) -> u64 {
     last
 }
 
+/// The lookup count once a read after `before` has happened and the reads have stopped.
+async fn lookups_after_reading(app: &TestApp, before: u64) -> u64 {
+    for _ in 0..100 {
+        if lookups(app).await > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    quiet_lookups(app).await
+}
+
 #[sqlx::test]
 async fn members_whose_policy_changed_are_read_again_in_batches(db: PgPool) {
     let a = TestApp::spawn(db).await;
@@ -180,18 +191,11 @@ async fn members_whose_policy_changed_are_read_again_in_batches(db: PgPool) {
     .await
     .assert(200);
     for (app, before) in [&a, &b].into_iter().zip(before) {
-        // Every member refused from the cache, after a read or two for all five.
-        for _ in 0..100 {
-            if lookups(app).await > before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // A batch per invalidation, not a read per member. The writing replica applies its
-        // change, then hears it again through LISTEN like the others: that second one reads
-        // again if the first batch had already begun (it cannot tell its own echo from a
-        // later change).
-        let after = quiet_lookups(app).await;
+        // Every member refused from the cache, after a read or two for all five: a batch per
+        // invalidation, not a read per member. The writing replica applies its change, then
+        // hears it again through LISTEN like the others: that second one reads again if the
+        // first batch had already begun (it cannot tell its own echo from a later change).
+        let after = lookups_after_reading(app, before).await;
         assert!(
             (before + 1..=before + 2).contains(&after),
             "{} reads for 5 members on {}",
@@ -232,21 +236,33 @@ async fn members_read_again_together_each_get_their_own_permissions(db: PgPool) 
     )
     .await
     .assert(200);
-    // (direct policies, in the group, allowed the flag once the edit takes it from `edited`)
-    let members: [(&[Uuid], bool, bool); 6] = [
-        (&[edited], false, false),
-        (&[edited], false, false),
-        (&[], true, false),
-        (&[edited, kept], false, true),
-        (&[kept], true, true),
-        (&[edited], true, false),
+    struct Member {
+        policies: Vec<Uuid>,
+        in_group: bool,
+        /// Once the edit takes the flag from `edited`.
+        keeps_the_flag: bool,
+    }
+    fn member(policies: Vec<Uuid>, in_group: bool, keeps_the_flag: bool) -> Member {
+        Member {
+            policies,
+            in_group,
+            keeps_the_flag,
+        }
+    }
+    let members = [
+        member(vec![edited], false, false),
+        member(vec![edited], false, false),
+        member(vec![], true, false),
+        member(vec![edited, kept], false, true),
+        member(vec![kept], true, true),
+        member(vec![edited], true, false),
     ];
     let mut tokens = Vec::new();
-    for (i, (policies, in_group, _)) in members.iter().enumerate() {
+    for (i, m) in members.iter().enumerate() {
         let member = a
-            .member(&owner, &format!("m{i}@example.test"), policies)
+            .member(&owner, &format!("m{i}@example.test"), &m.policies)
             .await;
-        if *in_group {
+        if m.in_group {
             a.put(
                 &format!("/api/v1/groups/{group}/members/{}", member.user_id),
                 &owner,
@@ -288,19 +304,12 @@ async fn members_read_again_together_each_get_their_own_permissions(db: PgPool) 
     .assert(200);
     // The six are read again together (members of one set share its statements there), and
     // each answer is their own.
-    for _ in 0..100 {
-        if lookups(&b).await > before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let after = quiet_lookups(&b).await;
+    let after = lookups_after_reading(&b, before).await;
     assert_eq!(after, before + 1, "one read for the six members");
-    for (i, token) in tokens.iter().enumerate() {
-        let allowed = members[i].2;
+    for (m, token) in members.iter().zip(&tokens) {
         b.forward(token, "ManageFeatureFlag", FLAG)
             .await
-            .assert(if allowed { 200 } else { 403 });
+            .assert(if m.keeps_the_flag { 200 } else { 403 });
     }
     assert_eq!(lookups(&b).await, after, "a member was read alone");
 }
