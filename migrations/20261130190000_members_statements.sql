@@ -4,8 +4,8 @@
 --
 -- Members of one organization mostly hold the same few sets of policies, and putting a set's
 -- statements together is most of the work. So each member's set is read first (their policy
--- ids, sorted), and each distinct set is put together once. A batch of 300 members sharing
--- one set took 5.4 ms here, against 11 ms for `member_statements` called per member.
+-- ids, sorted), and each distinct set is put together once (docs/benchmarks.md says what
+-- that saves a batch).
 --
 -- `member_statements` becomes this function asked for one member, so that the two cannot
 -- drift apart: still inlined into the calling query (a single SELECT, STABLE), and the same
